@@ -1,0 +1,299 @@
+"""Ties runner, sampler and sinks together: monitor a command (``run``) or a running process (``attach``).
+
+The loop sleeps on the root's pidfd, so the end of CMD is noticed at once instead of at the next
+tick; it samples on the adaptive schedule, writes each record to every sink as it is taken, and
+closes with the summary (exact totals from the runner, sampled figures from the sampler).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import threading
+import time
+
+from ._version import __version__
+from .collectors import process_collector
+from .errors import ProcessNotFound
+from .records import Capability, EnvRecord, Lscpu, Numa, RunHeader
+from .runner import FORWARDED_SIGNALS, Reaper, become_subreaper, exit_code_of, spawn
+from .sampler import Sampler, boot_ticks_now, interval_ms_at
+from .schema import SCHEMA_VERSION
+from .summary import EXACT_FIELDS
+
+__all__ = ["Monitor", "RunResult", "capabilities"]
+
+
+class RunResult:
+    """What a monitored run ends with."""
+
+    __slots__ = ("exit_code", "summary", "pid", "warnings")
+
+    def __init__(self, exit_code, summary, pid, warnings) -> None:
+        self.exit_code = exit_code
+        self.summary = summary
+        self.pid = pid
+        self.warnings = warnings
+
+    def __repr__(self) -> str:
+        return f"RunResult(exit_code={self.exit_code!r}, pid={self.pid}, summary={self.summary!r})"
+
+
+def capabilities() -> dict:
+    """The optional sources and why they are off (none of them is collected by this version)."""
+    return {
+        "gpu": Capability(False, "no GPU collector in this version of denet"),
+        "ebpf": Capability(False, "no eBPF collector in this version of denet"),
+        "psi": Capability(False, "pressure stall information is not collected by this version of denet"),
+        "perf_hw": Capability(False, "hardware counters are not collected by this version of denet"),
+    }
+
+
+def env_record() -> EnvRecord:
+    from .collectors.env import read_env
+
+    v = read_env()
+    v["lscpu"] = Lscpu(**v["lscpu"])
+    v["numa"] = Numa(**v["numa"])
+    return EnvRecord(**v)
+
+
+def _raise_nofile() -> None:
+    """Open files are kept per process; allow more than the usual 1024 (after CMD has started,
+    so CMD keeps the limits it was given)."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = hard if hard != resource.RLIM_INFINITY else 1 << 20
+        want = min(want, 1 << 20)
+        if soft != resource.RLIM_INFINITY and soft < want:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
+class Monitor:
+    """One monitoring session, configured once.
+
+    ``sinks``: objects with ``write(record)`` and ``close()``. ``live``: a LiveLine or None.
+    ``warn``: called once per problem with a one-line message (sinks failing, for example).
+    """
+
+    def __init__(self, *, interval_ms: int = 100, max_interval_ms: int = 1000, duration_s: float | None = None,
+                 include_children: bool = True, since_process_start: bool = False, write_env: bool = False,
+                 labels: dict | None = None, sinks=(), live=None, warn=None) -> None:
+        self.interval_ms = interval_ms
+        self.max_interval_ms = max_interval_ms
+        self.duration_s = duration_s
+        self.include_children = include_children
+        self.since_process_start = since_process_start
+        self.write_env = write_env
+        self.labels = dict(labels or {})
+        self.sinks = list(sinks)
+        self.live = live
+        self._warn_fn = warn
+        self.warnings: list[str] = []
+        self._stop = False
+
+    # ------------------------------------------------------------------ helpers
+
+    def _warn(self, msg: str) -> None:
+        self.warnings.append(msg)
+        if self._warn_fn is not None:
+            self._warn_fn(msg)
+
+    def _emit(self, record) -> None:
+        for sink in self.sinks:
+            if getattr(sink, "failed", None) is not None:
+                continue
+            try:
+                sink.write(record)
+            except OSError as exc:
+                self._warn(f"cannot write to {getattr(sink, 'name', 'output')}: {exc.strerror or exc}; "
+                           "records from here on are lost, the command goes on")
+
+    def _header(self, pid: int, argv: list[str], t0_ms: int) -> RunHeader:
+        try:
+            exe = os.readlink(f"/proc/{pid}/exe")
+        except OSError:
+            exe = ""
+        return RunHeader(
+            pid=pid, cmd=list(argv), executable=exe, t0_ms=t0_ms, capabilities=capabilities(),
+            schema_version=SCHEMA_VERSION, denet_version=__version__, labels=self.labels,
+            interval_ms=self.interval_ms, max_interval_ms=self.max_interval_ms,
+            include_children=self.include_children, since_process_start=self.since_process_start,
+        )
+
+    def _start_records(self, pid: int, argv: list[str], t0_ms: int) -> None:
+        if self.write_env:
+            self._emit(env_record())
+        self._emit(self._header(pid, argv, t0_ms))
+
+    def _loop(self, sampler: Sampler, pidfd: int | None, alive, start_mono: float) -> None:
+        """Sample until the root ends (``alive()`` False), the duration is over, or stop() is called."""
+        poller = None
+        if pidfd is not None:
+            poller = select.poll()
+            poller.register(pidfd, select.POLLIN)
+        next_t = time.monotonic()
+        while not self._stop:
+            now = time.monotonic()
+            elapsed = now - start_mono
+            if self.duration_s is not None and elapsed >= self.duration_s:
+                return
+            if now >= next_t:
+                if not alive():
+                    return
+                rec = sampler.sample()
+                if rec is None:
+                    return
+                self._emit(rec)
+                if self.live is not None:
+                    self.live.update(getattr(rec, "aggregated", rec), elapsed)
+                now = time.monotonic()
+                next_t = now + interval_ms_at(now - start_mono, self.interval_ms, self.max_interval_ms) / 1000.0
+            wait = next_t - now
+            if self.duration_s is not None:
+                wait = min(wait, start_mono + self.duration_s - now)
+            wait = max(wait, 0.0)
+            if poller is not None:
+                if poller.poll(wait * 1000.0):
+                    return  # the root has exited
+            else:
+                time.sleep(min(wait, 0.05))
+
+    def stop(self) -> None:
+        """Ask the loop to finish at its next wake-up (thread- and signal-safe)."""
+        self._stop = True
+
+    def _finish(self, summary) -> None:
+        self._emit(summary)
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except OSError as exc:
+                self._warn(f"cannot close {getattr(sink, 'name', 'output')}: {exc.strerror or exc}")
+        if self.live is not None:
+            self.live.finish(summary)
+
+    # ------------------------------------------------------------------ run
+
+    def run(self, argv: list[str], *, stdout: str = "inherit", stderr: str = "inherit",
+            reap_all: bool = True, forward_signals: bool = True) -> RunResult:
+        """Start ``argv`` and monitor it to its end; raises SpawnError if it cannot start."""
+        t0_ms = int(time.time() * 1000)
+        t0_boot = boot_ticks_now()
+        if reap_all:
+            become_subreaper()
+        child = spawn(argv, stdout=stdout, stderr=stderr)
+        old_handlers = {}
+        if forward_signals and threading.current_thread() is threading.main_thread():
+            def forward(signum, _frame):
+                child.send(signum)
+
+            for s in FORWARDED_SIGNALS:
+                if not child.own_group and s in (signal.SIGINT, signal.SIGQUIT):
+                    # CMD shares the terminal's foreground group: it gets Ctrl-C and Ctrl-\ itself.
+                    old_handlers[s] = signal.signal(s, lambda *_: None)
+                    continue
+                old_handlers[s] = signal.signal(s, forward)
+        _raise_nofile()
+        reaper = Reaper(child.pid, reap_all=reap_all, hwm_floor_kb=child.hwm_floor_kb)
+        collector = process_collector(child.pid, include_children=self.include_children, adopt_orphans=reap_all)
+        sampler = Sampler(collector, include_children=self.include_children,
+                          since_process_start=self.since_process_start, t0_boot_ticks=t0_boot)
+        try:
+            self._start_records(child.pid, argv, t0_ms)
+
+            def alive() -> bool:
+                return not reaper.reap()
+
+            self._loop(sampler, child.pidfd, alive, child.start_mono)
+            reaper.reap(block=True)
+            end_mono = time.monotonic()
+            # Descendants still running (orphans adopted by denet) count with what they used so far.
+            live_user = live_sys = 0.0
+            if reap_all and self.include_children:
+                sampler.last_readings = collector.read()[1]
+                live_user, live_sys = sampler.live_cpu_secs()
+        finally:
+            collector.close()
+            child.close()
+            for s, h in old_handlers.items():
+                signal.signal(s, h)
+        status = reaper.root_status
+        code = exit_code_of(status) if status is not None else None
+        peak = max(sampler.peak_hwm_kb, reaper.maxrss_above_floor_kb) or reaper.maxrss_any_kb
+        summary = sampler.summary.build(
+            end_mono - child.start_mono,
+            exit_code=code,
+            wall_time_secs=(reaper.root_end_mono or end_mono) - child.start_mono,
+            cpu_user_secs=reaper.user_secs + live_user,
+            cpu_system_secs=reaper.system_secs + live_sys,
+            peak_process_rss_kb=peak,
+            exact=EXACT_FIELDS,
+        )
+        self._finish(summary)
+        return RunResult(code if code is not None else 1, summary, child.pid, self.warnings)
+
+    # ------------------------------------------------------------------ attach
+
+    def attach(self, pid: int, *, handle_signals: bool = True) -> RunResult:
+        """Monitor a running process until it ends (or the duration is over, or SIGINT/SIGTERM)."""
+        if pid <= 0 or not _pid_exists(pid):
+            raise ProcessNotFound(f"no process with pid {pid}")
+        t0_ms = int(time.time() * 1000)
+        start = time.monotonic()
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            raise ProcessNotFound(f"no process with pid {pid}") from None
+        except (AttributeError, OSError):
+            pidfd = None
+        collector = process_collector(pid, include_children=self.include_children)
+        sampler = Sampler(collector, include_children=self.include_children,
+                          since_process_start=self.since_process_start, t0_boot_ticks=boot_ticks_now())
+        old_handlers = {}
+        if handle_signals and threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                old_handlers[s] = signal.signal(s, lambda *_: self.stop())
+        try:
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                    argv = [a.decode("utf-8", "replace") for a in fh.read().split(b"\0") if a]
+            except OSError:
+                argv = []
+            self._start_records(pid, argv, t0_ms)
+            self._loop(sampler, pidfd, lambda: _pid_exists(pid), start)
+            end = time.monotonic()
+            user, system = sampler.live_cpu_secs()
+        finally:
+            collector.close()
+            if pidfd is not None:
+                os.close(pidfd)
+            for s, h in old_handlers.items():
+                signal.signal(s, h)
+        seen = sampler.summary.count > 0
+        # Attached: the kernel's own accounting (utime/stime + cutime/cstime, VmHWM) as of the last reading.
+        summary = sampler.summary.build(
+            end - start, exit_code=None, wall_time_secs=None,
+            cpu_user_secs=user if seen else None,
+            cpu_system_secs=system if seen else None,
+            peak_process_rss_kb=sampler.peak_hwm_kb if seen else None,
+            exact=("cpu_user_secs", "cpu_system_secs", "cpu_time_secs", "peak_process_rss_kb") if seen else (),
+        )
+        self._finish(summary)
+        return RunResult(0, summary, pid, self.warnings)
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+

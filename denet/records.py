@@ -1,0 +1,168 @@
+"""Record classes derived from the schema.
+
+Each record is an immutable tuple subclass whose attributes are the declared fields
+(like a frozen dataclass, without the import cost of :mod:`dataclasses` on the
+``denet run`` path). Each class knows how to become a JSON line in one pass
+(``to_line``), a JSON object (``to_json``) or a plain dict (``as_dict``) for Arrow.
+The field lists, their order and their types all come from :mod:`denet.schema`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from json.encoder import encode_basestring as _js
+
+from . import schema
+
+__all__ = [
+    "Aggregated",
+    "Capability",
+    "Child",
+    "EnvRecord",
+    "Lscpu",
+    "Metrics",
+    "Numa",
+    "RECORD_CLASSES",
+    "RunHeader",
+    "RunSummary",
+    "TreeSample",
+]
+
+
+def _fl(v) -> str:
+    if v is None:
+        return "null"
+    v = float(v)
+    if math.isfinite(v):
+        return repr(round(v, 3))
+    return "null"
+
+
+def _compact(v) -> str:
+    return json.dumps(_to_plain(v), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+class _Record(tuple):
+    __slots__ = ()
+    _record: str = ""
+    _fields: tuple[str, ...] = ()
+    _tag: str | None = None
+
+    def as_dict(self, *, keep_absent: bool = False) -> dict:
+        """The record as a plain dict (nested records as dicts); optional fields that are absent are left out."""
+        out = {}
+        for f, v in zip(schema.fields(self._record), self, strict=True):
+            if v is None and f.optional and not keep_absent:
+                continue
+            out[f.name] = _to_plain(v)
+        return out
+
+    def _replace(self, **changes):
+        return type(self)(**{**dict(zip(self._fields, self, strict=True)), **changes})
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{k}={v!r}" for k, v in zip(self._fields, self, strict=True))
+        return f"{type(self).__name__}({body})"
+
+    def __reduce__(self):
+        return (type(self), tuple(self))
+
+
+def _to_plain(v):
+    if isinstance(v, _Record):
+        return v.as_dict()
+    if isinstance(v, list | tuple):
+        return [_to_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _to_plain(x) for k, x in v.items()}
+    return v
+
+
+def _value_expr(ftype: str, var: str, classes: dict) -> str:
+    """Python expression that renders ``var`` (known not to be None) as JSON text."""
+    if ftype == "int":
+        return f"str(int({var}))"
+    if ftype == "float":
+        return f"_fl({var})"
+    if ftype == "str":
+        return f"_js({var})"
+    if ftype == "bool":
+        return f"('true' if {var} else 'false')"
+    if ftype.startswith("record:"):
+        return f"{var}.to_json()"
+    if ftype.startswith("list<record:"):
+        return f"('[' + ','.join([x.to_json() for x in {var}]) + ']')"
+    return f"_compact({var})"
+
+
+def _make(record: str, class_name: str) -> type:
+    flds = schema.fields(record)
+    names = tuple(f.name for f in flds)
+    # Trailing optional/nullable fields default to None; the others must be given.
+    n_req = max((i + 1 for i, f in enumerate(flds) if not (f.optional or f.nullable)), default=0)
+    params = ", ".join(n if i < n_req else f"{n}=None" for i, n in enumerate(names))
+    lines = [f"def __new__(cls, {params}):", f"    return _tuple_new(cls, ({', '.join(names)},))", ""]
+    # One-pass JSON body: required fields always, nullable as null, optional left out when None.
+    lines.append("def _body(self):")
+    lines.append(f"    ({', '.join('v_' + n for n in names)},) = self")
+    lines.append("    parts = []")
+    for f in flds:
+        v = "v_" + f.name
+        expr = _value_expr(f.type, v, {})
+        if f.optional:
+            lines.append(f"    if {v} is not None: parts.append('\"{f.name}\":' + {expr})")
+        elif f.nullable or f.type in ("float",):
+            lines.append(f"    parts.append('\"{f.name}\":' + ('null' if {v} is None else {expr}))")
+        else:
+            lines.append(f"    parts.append('\"{f.name}\":' + {expr})")
+    lines.append("    return ','.join(parts)")
+    ns = {"_fl": _fl, "_js": _js, "_compact": _compact, "_tuple_new": tuple.__new__}
+    exec("\n".join(lines), ns)  # noqa: S102 - code generated from the schema declaration
+    t = schema.tag(record)
+    body = ns["_body"]
+
+    def to_json(self) -> str:
+        """The record as one compact JSON object (no ``kind``)."""
+        return "{" + body(self) + "}"
+
+    if t is not None:
+        prefix = '{"kind":"' + t + '",'
+
+        def to_line(self) -> str:
+            """The record as a top-level JSONL line (``kind`` first, no newline)."""
+            return prefix + body(self) + "}"
+    else:
+
+        def to_line(self) -> str:
+            raise TypeError(f"{record} is a nested record and has no line of its own")
+
+    attrs = {
+        "__slots__": (),
+        "__new__": ns["__new__"],
+        "_record": record,
+        "_fields": names,
+        "_tag": t,
+        "to_json": to_json,
+        "to_line": to_line,
+        "__doc__": schema.declaration()["records"][record].get("description", ""),
+    }
+    for i, n in enumerate(names):
+        attrs[n] = property(lambda self, i=i: tuple.__getitem__(self, i), doc=flds[i].description)
+    return type(class_name, (_Record,), attrs)
+
+
+Metrics = _make("metrics", "Metrics")
+Aggregated = _make("aggregated", "Aggregated")
+Child = _make("child", "Child")
+TreeSample = _make("tree", "TreeSample")
+Capability = _make("capability", "Capability")
+RunHeader = _make("metadata", "RunHeader")
+Lscpu = _make("lscpu", "Lscpu")
+Numa = _make("numa", "Numa")
+EnvRecord = _make("env", "EnvRecord")
+RunSummary = _make("summary", "RunSummary")
+
+RECORD_CLASSES: dict[str, type] = {
+    c._record: c for c in (Metrics, Aggregated, Child, TreeSample, Capability, RunHeader, Lscpu, Numa, EnvRecord, RunSummary)
+}

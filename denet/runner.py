@@ -1,0 +1,199 @@
+"""Start CMD, forward signals, reap the tree, hand back the exit status and exact resource usage.
+
+denet makes itself the child subreaper (``PR_SET_CHILD_SUBREAPER``) before it starts CMD,
+so every descendant that outlives its parent is reparented to denet and reaped here with
+``wait4``; the rusage of every reaped process therefore lands in exactly one ``wait4``
+result (a process reaped by its own parent is folded into that parent's rusage by the
+kernel). Only light standard modules are imported: this runs before CMD starts.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from .errors import SpawnError
+
+__all__ = ["Child", "Reaper", "become_subreaper", "exit_code_of", "spawn"]
+
+PR_SET_CHILD_SUBREAPER = 36
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def become_subreaper() -> bool:
+    """Make this process the subreaper of its descendants (Linux only); False where impossible."""
+    if not hasattr(os, "pidfd_open"):  # not Linux, or too old a Python/kernel for the rest anyway
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def own_hwm_kb() -> int:
+    """This process's VmHWM: the floor a forked child's ``ru_maxrss`` inherits (0 if unknown)."""
+    try:
+        with open("/proc/self/status", "rb") as fh:
+            data = fh.read()
+        i = data.find(b"VmHWM:")
+        return int(data[i + 6 : data.index(b"k", i)]) if i >= 0 else 0
+    except (OSError, ValueError):
+        return 0
+
+
+class Child:
+    """A started command."""
+
+    __slots__ = ("pid", "pgid", "own_group", "pidfd", "argv", "start_mono", "hwm_floor_kb")
+
+    def __init__(self, pid: int, own_group: bool, argv: list[str], start_mono: float, hwm_floor_kb: int) -> None:
+        self.pid = pid
+        self.own_group = own_group
+        self.pgid = pid if own_group else os.getpgrp()
+        self.argv = argv
+        self.start_mono = start_mono
+        self.hwm_floor_kb = hwm_floor_kb
+        try:
+            self.pidfd: int | None = os.pidfd_open(pid)
+        except (AttributeError, OSError):
+            self.pidfd = None
+
+    def send(self, signum: int) -> None:
+        """Deliver ``signum`` to the command: its whole process group when it has its own."""
+        try:
+            if self.own_group:
+                os.killpg(self.pgid, signum)
+            else:
+                os.kill(self.pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def close(self) -> None:
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
+
+
+def _foreground_tty() -> bool:
+    """True when denet runs as the foreground job of a terminal (then CMD shares its process group)."""
+    try:
+        return os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp()
+    except OSError:
+        return False
+
+
+def spawn(argv: list[str], *, stdout: str = "inherit", stderr: str = "inherit") -> Child:
+    """Start ``argv`` without a shell.
+
+    ``stdout``/``stderr``: ``"inherit"``, ``"null"`` (discard) or ``"stderr"`` (stdout only: send CMD's
+    stdout to denet's stderr, used with ``--json``). In a terminal's foreground job CMD shares denet's
+    process group, so the terminal's Ctrl-C and Ctrl-Z reach it as they would without denet; elsewhere
+    it gets a process group of its own, to which denet forwards the signals it receives.
+    Raises :class:`SpawnError` (127 not found, 126 not executable).
+    """
+    import time
+
+    if not argv:
+        raise SpawnError("no command given", 2)
+    actions = []
+    if stdout == "null":
+        actions.append((os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0))
+    elif stdout == "stderr":
+        actions.append((os.POSIX_SPAWN_DUP2, 2, 1))
+    if stderr == "null":
+        actions.append((os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0))
+    own_group = not _foreground_tty()
+    floor = own_hwm_kb()
+    prog = argv[0]
+    kwargs = {
+        "file_actions": actions,
+        # Python ignores SIGPIPE and SIGXFSZ; CMD must get the defaults back (`yes | head` relies on it).
+        "setsigdef": (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT),
+        "setsigmask": (),
+    }
+    if own_group:
+        kwargs["setpgroup"] = 0
+    start = time.monotonic()
+    try:
+        pid = _do_spawn(prog, argv, kwargs)
+    except FileNotFoundError:
+        raise SpawnError(f"{prog}: command not found", 127) from None
+    except (PermissionError, IsADirectoryError):
+        raise SpawnError(f"{prog}: permission denied (not executable)", 126) from None
+    except OSError as exc:
+        raise SpawnError(f"{prog}: cannot execute: {exc.strerror or exc}", 126) from None
+    return Child(pid, own_group, list(argv), start, floor)
+
+
+def _do_spawn(prog: str, argv: list[str], kwargs: dict) -> int:
+    if "/" in prog:
+        return os.posix_spawn(prog, argv, os.environ, **kwargs)
+    return os.posix_spawnp(prog, argv, os.environ, **kwargs)
+
+
+def exit_code_of(status: int) -> int:
+    """Shell-style exit code of a wait status: the code, or 128+N for signal N."""
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    if os.WIFEXITED(status):
+        return os.WEXITSTATUS(status)
+    return 1
+
+
+class Reaper:
+    """Reaps the processes that end under denet and adds up their rusage.
+
+    ``reap_all=True`` (the CLI, where every child of denet belongs to the tree) waits for any
+    child; otherwise only for the root, so that a host program's other children are left alone.
+    """
+
+    def __init__(self, root_pid: int, *, reap_all: bool = True, hwm_floor_kb: int = 0) -> None:
+        self.root_pid = root_pid
+        self.reap_all = reap_all
+        self.hwm_floor_kb = hwm_floor_kb
+        self.root_status: int | None = None
+        self.root_end_mono: float | None = None
+        self.user_secs = 0.0
+        self.system_secs = 0.0
+        self.reaped = 0
+        # Largest ru_maxrss above the fork floor, and the largest at all (KiB).
+        self.maxrss_above_floor_kb = 0
+        self.maxrss_any_kb = 0
+
+    def _account(self, pid: int, status: int, ru) -> None:
+        self.reaped += 1
+        self.user_secs += ru.ru_utime
+        self.system_secs += ru.ru_stime
+        self.maxrss_any_kb = max(self.maxrss_any_kb, ru.ru_maxrss)
+        # A child's ru_maxrss starts at the RSS denet had when it forked (the kernel keeps the pre-exec
+        # high-water mark); only values clearly above that floor say something about CMD.
+        if ru.ru_maxrss > self.hwm_floor_kb + 256:
+            self.maxrss_above_floor_kb = max(self.maxrss_above_floor_kb, ru.ru_maxrss)
+        if pid == self.root_pid:
+            import time
+
+            self.root_status = status
+            self.root_end_mono = time.monotonic()
+
+    def reap(self, block: bool = False) -> bool:
+        """Reap what has ended; with ``block``, wait for the root. True once the root has been reaped."""
+        flags = 0 if block else os.WNOHANG
+        target = -1 if self.reap_all else self.root_pid
+        while True:
+            try:
+                pid, status, ru = os.wait4(target, flags)
+            except ChildProcessError:
+                break
+            except InterruptedError:  # pragma: no cover - PEP 475 retries for us
+                continue
+            if pid == 0:
+                break
+            if os.WIFSTOPPED(status) or os.WIFCONTINUED(status):
+                continue
+            self._account(pid, status, ru)
+            if block and pid == self.root_pid:
+                flags = os.WNOHANG
+        return self.root_status is not None

@@ -1,0 +1,189 @@
+"""The adaptive clock, and collector readings turned into records. No I/O of its own.
+
+Per process (keyed by pid and start time, so a recycled pid starts afresh) the sampler keeps
+the CPU time and instant of the previous reading, for ``cpu_usage``, and the counters' baseline,
+for deltas. A process that started after monitoring began has a baseline of zero, so none of its
+I/O is lost between its start and its first reading; one that was already running is counted
+from its first reading (``--since-process-start`` gives lifetime values instead). The tree's
+aggregated counters keep what processes that have ended had done, so they never go back.
+"""
+
+from __future__ import annotations
+
+import time
+
+from .records import Aggregated, Child, Metrics, TreeSample
+from .summary import SummaryAccumulator
+
+__all__ = ["Sampler", "boot_ticks_now", "interval_ms_at"]
+
+_MIN_DT = 0.010  # readings closer than this give cpu_usage 0.0
+
+
+def interval_ms_at(elapsed_s: float, base_ms: float, max_ms: float) -> float:
+    """The adaptive schedule: base for the first second, then linear to max at 10 s, then max."""
+    if elapsed_s < 1.0:
+        return base_ms
+    if elapsed_s < 10.0:
+        return base_ms + (max_ms - base_ms) * (elapsed_s - 1.0) / 9.0
+    return max_ms
+
+
+class _State:
+    __slots__ = ("base", "last_cpu", "last_t", "last")
+
+    def __init__(self, base, cpu, t) -> None:
+        self.base = base
+        self.last_cpu = cpu
+        self.last_t = t
+        self.last = (0, 0, 0, 0, 0, 0)
+
+
+class Sampler:
+    """Turns ``collector.read()`` into :class:`TreeSample` (or :class:`Metrics` without children)."""
+
+    def __init__(self, collector, *, include_children: bool = True, since_process_start: bool = False,
+                 t0_boot_ticks: int | None = None) -> None:
+        self.collector = collector
+        self.include_children = include_children
+        self.since_process_start = since_process_start
+        # Processes that started at or after this instant (clock ticks since boot) count from zero.
+        self.t0_boot_ticks = t0_boot_ticks if t0_boot_ticks is not None else boot_ticks_now()
+        self._state: dict[tuple[int, int], _State] = {}
+        self._net_base: tuple[int, int] | None = None
+        # Counter totals of processes that have ended (for monotone tree counters).
+        self._gone = [0, 0, 0, 0, 0, 0]
+        self._gone_any_syscall = False
+        self.summary = SummaryAccumulator()
+        self.peak_hwm_kb = 0  # largest VmHWM / RSS seen for a single process
+        self.last_readings: list = []  # root first when alive
+
+    def _metrics(self, r, ts_ms: int, t: float, net: tuple[int, int]) -> tuple[Metrics, _State]:
+        key = (r.pid, r.start)
+        st = self._state.get(key)
+        counters = (r.read_bytes, r.write_bytes, r.rchar or 0, r.wchar or 0, r.minflt or 0, r.majflt or 0)
+        if st is None:
+            fresh = self.since_process_start or (r.start is not None and r.start >= self.t0_boot_ticks)
+            st = self._state[key] = _State((0, 0, 0, 0, 0, 0) if fresh else counters, r.cpu_secs, t)
+            cpu = 0.0
+        else:
+            dt = t - st.last_t
+            if dt >= _MIN_DT:
+                cpu = (r.cpu_secs - st.last_cpu) / dt * 100.0
+                if cpu < 0.0:
+                    cpu = 0.0
+                st.last_cpu = r.cpu_secs
+                st.last_t = t
+            else:
+                cpu = 0.0
+        b = st.base
+        last = st.last
+        vals = tuple(max(c - b[i], last[i]) for i, c in enumerate(counters))
+        st.last = vals
+        hwm = r.hwm_kb if r.hwm_kb is not None else r.rss_kb
+        if hwm > self.peak_hwm_kb:
+            self.peak_hwm_kb = hwm
+        m = Metrics(ts_ms, cpu, r.rss_kb, r.vms_kb, vals[0], vals[1], net[0], net[1], r.threads, r.uptime_secs,
+                    r.cpu_core,
+                    vals[2] if r.rchar is not None else None, vals[3] if r.wchar is not None else None,
+                    vals[4] if r.minflt is not None else None, vals[5] if r.majflt is not None else None)
+        return m, st
+
+    def _net(self, root_alive: bool) -> tuple[int, int]:
+        if not root_alive:
+            return 0, 0
+        rx, tx = self.collector.net()
+        if self._net_base is None:
+            self._net_base = (0, 0) if self.since_process_start else (rx, tx)
+        b = self._net_base
+        return max(rx - b[0], 0), max(tx - b[1], 0)
+
+    def sample(self):
+        """One record: a :class:`TreeSample`, or :class:`Metrics` when children are excluded.
+
+        Returns None when there is nothing left to sample (the root is gone and, for plain samples,
+        nothing else is followed).
+        """
+        t = time.monotonic()
+        ts_ms = int(time.time() * 1000)
+        root, kids = self.collector.read()
+        if root is None and not kids:
+            self.last_readings = []
+            self._forget_gone(set())
+            return None
+        net = self._net(root is not None)
+        self.last_readings = ([root] if root is not None else []) + kids
+        if not self.include_children:
+            if root is None:
+                return None
+            m, _ = self._metrics(root, ts_ms, t, net)
+            self.summary.add_record(m)
+            return m
+        parent = None
+        live = set()
+        tot = [0, 0, 0, 0, 0, 0]
+        cpu = 0.0
+        rss = vms = threads = 0
+        any_syscall = self._gone_any_syscall
+        if root is not None:
+            parent, _ = self._metrics(root, ts_ms, t, net)
+            live.add((root.pid, root.start))
+        children = []
+        zero = (0, 0)
+        for r in kids:
+            m, _ = self._metrics(r, ts_ms, t, zero)
+            live.add((r.pid, r.start))
+            children.append(Child(r.pid, r.comm, m))
+        for m in ([parent] if parent is not None else []) + [c.metrics for c in children]:
+            cpu += m.cpu_usage
+            rss += m.mem_rss_kb
+            vms += m.mem_vms_kb
+            threads += m.thread_count
+            tot[0] += m.disk_read_bytes
+            tot[1] += m.disk_write_bytes
+            if m.syscall_read_bytes is not None:
+                any_syscall = True
+                tot[2] += m.syscall_read_bytes
+                tot[3] += m.syscall_write_bytes or 0
+            tot[4] += m.page_faults_cached or 0
+            tot[5] += m.page_faults_disk or 0
+        self._forget_gone(live)
+        g = self._gone
+        agg = None
+        if parent is not None:
+            agg = Aggregated(
+                ts_ms, cpu, rss, vms, tot[0] + g[0], tot[1] + g[1], net[0], net[1], threads, 1 + len(children),
+                parent.uptime_secs,
+                tot[2] + g[2] if any_syscall else None, tot[3] + g[3] if any_syscall else None,
+                tot[4] + g[4], tot[5] + g[5],
+            )
+            self.summary.add_record(agg)
+        return TreeSample(ts_ms, parent, children, agg)
+
+    def _forget_gone(self, live: set) -> None:
+        if len(self._state) == len(live):
+            return
+        for key in [k for k in self._state if k not in live]:
+            st = self._state.pop(key)
+            for i, v in enumerate(st.last):
+                self._gone[i] += v
+            if st.last[2] or st.last[3]:
+                self._gone_any_syscall = True
+
+    def live_cpu_secs(self) -> tuple[float, float]:
+        """(user, system) seconds of the processes in the last reading, their waited-for children included."""
+        user = system = 0.0
+        for r in self.last_readings:
+            u = (r.user_secs or 0.0) + (r.children_user_secs or 0.0)
+            total = (r.cpu_secs or 0.0) + (r.children_cpu_secs or 0.0)
+            user += u
+            system += max(total - u, 0.0)
+        return user, system
+
+
+def boot_ticks_now() -> int:
+    """Now, in clock ticks since boot (the unit of a process's start time in /proc)."""
+    import os
+
+    clk = os.sysconf("SC_CLK_TCK")
+    return int(time.clock_gettime(getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)) * clk)

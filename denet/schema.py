@@ -1,0 +1,198 @@
+"""The record schema, loaded from ``schemas/records.json``: the only field lists.
+
+Everything that needs a field list derives it from here: the record classes
+(:mod:`denet.records`), the Arrow schema, the polars dtypes and ``docs/schema.md``.
+Only ``json`` is imported at module level; pyarrow and polars are imported inside
+the functions that build their schemas.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Field",
+    "arrow_schema",
+    "arrow_type",
+    "declaration",
+    "fields",
+    "markdown",
+    "polars_schema",
+    "record_names",
+    "tag",
+]
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+# Installed wheels carry the declarations inside the package; a source checkout has them beside it.
+_CANDIDATES = (
+    os.path.join(_HERE, "schemas", "records.json"),
+    os.path.join(os.path.dirname(_HERE), "schemas", "records.json"),
+)
+
+
+def _load() -> dict:
+    for path in _CANDIDATES:
+        try:
+            with open(path, "rb") as fh:
+                return json.load(fh)
+        except FileNotFoundError:
+            continue
+    raise RuntimeError("denet is installed without its schema (schemas/records.json)")
+
+
+_DECL = _load()
+SCHEMA_VERSION: int = _DECL["schema_version"]
+
+
+class Field:
+    """One declared field."""
+
+    __slots__ = ("name", "type", "unit", "description", "since", "optional", "nullable")
+
+    def __init__(self, d: dict) -> None:
+        self.name: str = d["name"]
+        self.type: str = d["type"]
+        self.unit: str = d.get("unit", "")
+        self.description: str = d.get("description", "")
+        self.since: int = d.get("since", 1)
+        self.optional: bool = bool(d.get("optional", False))
+        self.nullable: bool = bool(d.get("nullable", False))
+
+    def __repr__(self) -> str:
+        return f"Field({self.name!r}, {self.type!r})"
+
+
+_FIELDS: dict[str, tuple[Field, ...]] = {
+    name: tuple(Field(f) for f in rec["fields"]) for name, rec in _DECL["records"].items()
+}
+
+
+def declaration() -> dict:
+    """The raw declaration (a dict as read from the file)."""
+    return _DECL
+
+
+def record_names() -> tuple[str, ...]:
+    return tuple(_FIELDS)
+
+
+def fields(record: str) -> tuple[Field, ...]:
+    """Declared fields of ``record`` in their declared order."""
+    try:
+        return _FIELDS[record]
+    except KeyError:
+        raise KeyError(f"no record named {record!r} in the schema") from None
+
+
+def tag(record: str) -> str | None:
+    """The ``"kind"`` a top-level record of this type carries, or None for nested records."""
+    return _DECL["records"][record].get("tag")
+
+
+def _inner(type_str: str, prefix: str) -> str:
+    return type_str[len(prefix) : -1]
+
+
+# ---------------------------------------------------------------- Arrow / polars
+
+
+def arrow_type(type_str: str):
+    """The Arrow type of a declared type (``json`` fields are kept as JSON text)."""
+    import pyarrow as pa
+
+    scalars = {"int": pa.int64(), "float": pa.float64(), "str": pa.string(), "bool": pa.bool_(), "json": pa.string()}
+    if type_str in scalars:
+        return scalars[type_str]
+    if type_str.startswith("list<"):
+        return pa.list_(arrow_type(_inner(type_str, "list<")))
+    if type_str.startswith("map<"):
+        return pa.map_(pa.string(), arrow_type(_inner(type_str, "map<")))
+    if type_str.startswith("record:"):
+        return arrow_schema_struct(type_str[len("record:") :])
+    raise ValueError(f"unknown declared type {type_str!r}")
+
+
+def arrow_schema_struct(record: str):
+    import pyarrow as pa
+
+    return pa.struct([pa.field(f.name, arrow_type(f.type), nullable=True) for f in fields(record)])
+
+
+def arrow_schema(record: str):
+    """The Arrow schema of ``record`` with the unit and description of each field as field metadata."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            pa.field(
+                f.name,
+                arrow_type(f.type),
+                nullable=True,
+                metadata={"unit": f.unit, "description": f.description},
+            )
+            for f in fields(record)
+        ],
+        metadata={"denet_schema_version": str(SCHEMA_VERSION), "denet_record": record},
+    )
+
+
+def polars_dtype(type_str: str):
+    import polars as pl
+
+    scalars = {"int": pl.Int64, "float": pl.Float64, "str": pl.String, "bool": pl.Boolean, "json": pl.String}
+    if type_str in scalars:
+        return scalars[type_str]
+    if type_str.startswith("list<"):
+        return pl.List(polars_dtype(_inner(type_str, "list<")))
+    if type_str.startswith("map<"):
+        # polars has no map type; keep maps as JSON text
+        return pl.String
+    if type_str.startswith("record:"):
+        return pl.Struct({f.name: polars_dtype(f.type) for f in fields(type_str[len("record:") :])})
+    raise ValueError(f"unknown declared type {type_str!r}")
+
+
+def polars_schema(record: str) -> dict:
+    """Column name -> polars dtype for ``record``."""
+    return {f.name: polars_dtype(f.type) for f in fields(record)}
+
+
+# ---------------------------------------------------------------- docs
+
+
+def markdown() -> str:
+    """``docs/schema.md``, generated from the declaration."""
+    out = [
+        "# denet record schema",
+        "",
+        "<!-- Generated from schemas/records.json by `python -m denet.schema > docs/schema.md`; do not edit. -->",
+        "",
+        f"Schema version: **{SCHEMA_VERSION}**.",
+        "",
+        _DECL.get("about", ""),
+        "",
+        "JSON Lines framing: one compact JSON object per line; a top-level record starts with its `kind`",
+        "(`env`, `metadata`, `tree` or `sample`, `summary`). Readers skip kinds they do not know.",
+        "",
+    ]
+    for name in record_names():
+        rec = _DECL["records"][name]
+        t = rec.get("tag")
+        head = f"## `{name}`" + (f" (`\"kind\":\"{t}\"`)" if t else " (nested)")
+        out += [head, "", rec.get("description", ""), "", "| field | type | unit | presence | since | meaning |",
+                "|---|---|---|---|---|---|"]
+        for f in fields(name):
+            presence = "optional" if f.optional else ("nullable" if f.nullable else "always")
+            desc = f.description.replace("|", "\\|")
+            ftype = f.type.replace("<", "&lt;").replace(">", "&gt;")
+            out.append(f"| `{f.name}` | {ftype} | {f.unit} | {presence} | {f.since} | {desc} |")
+        out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":  # pragma: no cover - exercised by the docs test through markdown()
+    import sys
+
+    sys.stdout.write(markdown())

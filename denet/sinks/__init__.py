@@ -1,0 +1,5 @@
+"""Sinks write records; they know nothing of collectors."""
+
+from .jsonl import JsonlSink
+
+__all__ = ["JsonlSink"]
