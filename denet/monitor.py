@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import select
 import signal
-import threading
 import time
 
 from ._version import __version__
@@ -188,22 +187,25 @@ class Monitor:
         if reap_all:
             become_subreaper()
         child = spawn(argv, stdout=stdout, stderr=stderr)
-        old_handlers = {}
-        if forward_signals and threading.current_thread() is threading.main_thread():
+        old_handlers: dict = {}
+        if forward_signals:
+
             def forward(signum, _frame):
                 child.send(signum)
 
+            def ignore(_signum, _frame):
+                pass
+
             for s in FORWARDED_SIGNALS:
-                if not child.own_group and s in (signal.SIGINT, signal.SIGQUIT):
-                    # CMD shares the terminal's foreground group: it gets Ctrl-C and Ctrl-\ itself.
-                    old_handlers[s] = signal.signal(s, lambda *_: None)
-                    continue
-                old_handlers[s] = signal.signal(s, forward)
+                # When CMD shares the terminal's foreground group it gets Ctrl-C and Ctrl-\ itself.
+                own = child.own_group or s not in (signal.SIGINT, signal.SIGQUIT)
+                _set_handler(old_handlers, s, forward if own else ignore)
         _raise_nofile()
         reaper = Reaper(child.pid, reap_all=reap_all, hwm_floor_kb=child.hwm_floor_kb)
         collector = process_collector(child.pid, include_children=self.include_children, adopt_orphans=reap_all)
         sampler = Sampler(collector, include_children=self.include_children,
-                          since_process_start=self.since_process_start, t0_boot_ticks=t0_boot)
+                          since_process_start=self.since_process_start, t0_boot_ticks=t0_boot,
+                          reaped_cpu_secs=lambda: reaper.user_secs + reaper.system_secs)
         try:
             self._start_records(child.pid, argv, t0_ms)
 
@@ -255,10 +257,10 @@ class Monitor:
         collector = process_collector(pid, include_children=self.include_children)
         sampler = Sampler(collector, include_children=self.include_children,
                           since_process_start=self.since_process_start, t0_boot_ticks=boot_ticks_now())
-        old_handlers = {}
-        if handle_signals and threading.current_thread() is threading.main_thread():
+        old_handlers: dict = {}
+        if handle_signals:
             for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                old_handlers[s] = signal.signal(s, lambda *_: self.stop())
+                _set_handler(old_handlers, s, lambda *_: self.stop())
         try:
             try:
                 with open(f"/proc/{pid}/cmdline", "rb") as fh:
@@ -286,6 +288,14 @@ class Monitor:
         )
         self._finish(summary)
         return RunResult(0, summary, pid, self.warnings)
+
+
+def _set_handler(saved: dict, signum: int, handler) -> None:
+    """Install a handler, remembering the old one; outside the main thread Python allows none."""
+    try:
+        saved[signum] = signal.signal(signum, handler)
+    except ValueError:
+        pass
 
 
 def _pid_exists(pid: int) -> bool:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+from operator import itemgetter as _itemgetter
 from json.encoder import encode_basestring as _js
 
 from . import schema
@@ -79,7 +81,7 @@ def _to_plain(v):
     return v
 
 
-def _value_expr(ftype: str, var: str, classes: dict) -> str:
+def _value_expr(ftype: str, var: str) -> str:
     """Python expression that renders ``var`` (known not to be None) as JSON text."""
     if ftype == "int":
         return f"str(int({var}))"
@@ -96,31 +98,71 @@ def _value_expr(ftype: str, var: str, classes: dict) -> str:
     return f"_compact({var})"
 
 
-def _make(record: str, class_name: str) -> type:
+def _source(record: str) -> str:
+    """Generated ``__new__`` and one-pass JSON body of ``record``."""
     flds = schema.fields(record)
     names = tuple(f.name for f in flds)
     # Trailing optional/nullable fields default to None; the others must be given.
     n_req = max((i + 1 for i, f in enumerate(flds) if not (f.optional or f.nullable)), default=0)
     params = ", ".join(n if i < n_req else f"{n}=None" for i, n in enumerate(names))
-    lines = [f"def __new__(cls, {params}):", f"    return _tuple_new(cls, ({', '.join(names)},))", ""]
-    # One-pass JSON body: required fields always, nullable as null, optional left out when None.
-    lines.append("def _body(self):")
+    lines = [f"def new_{record}(cls, {params}):", f"    return _tuple_new(cls, ({', '.join(names)},))", ""]
+    # Required fields always, nullable ones as null, optional ones left out when None.
+    lines.append(f"def body_{record}(self):")
     lines.append(f"    ({', '.join('v_' + n for n in names)},) = self")
     lines.append("    parts = []")
     for f in flds:
         v = "v_" + f.name
-        expr = _value_expr(f.type, v, {})
+        expr = _value_expr(f.type, v)
         if f.optional:
             lines.append(f"    if {v} is not None: parts.append('\"{f.name}\":' + {expr})")
-        elif f.nullable or f.type in ("float",):
+        elif f.nullable or f.type == "float":
             lines.append(f"    parts.append('\"{f.name}\":' + ('null' if {v} is None else {expr}))")
         else:
             lines.append(f"    parts.append('\"{f.name}\":' + {expr})")
     lines.append("    return ','.join(parts)")
-    ns = {"_fl": _fl, "_js": _js, "_compact": _compact, "_tuple_new": tuple.__new__}
-    exec("\n".join(lines), ns)  # noqa: S102 - code generated from the schema declaration
+    return "\n".join(lines) + "\n\n"
+
+
+def _compiled():
+    """Code object of the generated functions of every record.
+
+    Compiling it costs a few milliseconds, which ``denet run`` pays at every start, so the code is
+    cached beside the package's bytecode (like a .pyc), keyed by the generated source itself.
+    """
+    import marshal
+    import sys
+
+    src = "".join(_source(name) for name in schema.record_names())
+    cache = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__",
+                         f"records.gen.{sys.implementation.cache_tag}.bin")
+    try:
+        with open(cache, "rb") as fh:
+            cached_src, code = marshal.load(fh)
+        if cached_src == src:
+            return code
+    except (OSError, EOFError, ValueError, TypeError):
+        pass
+    code = compile(src, "<denet.records generated from schemas/records.json>", "exec")
+    try:
+        os.makedirs(os.path.dirname(cache), exist_ok=True)
+        tmp = f"{cache}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as fh:
+            marshal.dump((src, code), fh)
+        os.replace(tmp, cache)
+    except OSError:
+        pass
+    return code
+
+
+_NS = {"_fl": _fl, "_js": _js, "_compact": _compact, "_tuple_new": tuple.__new__}
+exec(_compiled(), _NS)  # noqa: S102 - code generated from the schema declaration
+
+
+def _make(record: str, class_name: str) -> type:
+    flds = schema.fields(record)
+    names = tuple(f.name for f in flds)
     t = schema.tag(record)
-    body = ns["_body"]
+    body = _NS["body_" + record]
 
     def to_json(self) -> str:
         """The record as one compact JSON object (no ``kind``)."""
@@ -139,7 +181,7 @@ def _make(record: str, class_name: str) -> type:
 
     attrs = {
         "__slots__": (),
-        "__new__": ns["__new__"],
+        "__new__": _NS["new_" + record],
         "_record": record,
         "_fields": names,
         "_tag": t,
@@ -148,7 +190,7 @@ def _make(record: str, class_name: str) -> type:
         "__doc__": schema.declaration()["records"][record].get("description", ""),
     }
     for i, n in enumerate(names):
-        attrs[n] = property(lambda self, i=i: tuple.__getitem__(self, i), doc=flds[i].description)
+        attrs[n] = property(_itemgetter(i), doc=flds[i].description)
     return type(class_name, (_Record,), attrs)
 
 

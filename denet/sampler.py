@@ -43,7 +43,7 @@ class Sampler:
     """Turns ``collector.read()`` into :class:`TreeSample` (or :class:`Metrics` without children)."""
 
     def __init__(self, collector, *, include_children: bool = True, since_process_start: bool = False,
-                 t0_boot_ticks: int | None = None) -> None:
+                 t0_boot_ticks: int | None = None, reaped_cpu_secs=None) -> None:
         self.collector = collector
         self.include_children = include_children
         self.since_process_start = since_process_start
@@ -57,6 +57,10 @@ class Sampler:
         self.summary = SummaryAccumulator()
         self.peak_hwm_kb = 0  # largest VmHWM / RSS seen for a single process
         self.last_readings: list = []  # root first when alive
+        # CPU seconds of processes reaped outside the tree (by denet itself, as subreaper): a callable.
+        self.reaped_cpu_secs = reaped_cpu_secs
+        self._tree_cpu: float | None = None
+        self._tree_t = 0.0
 
     def _metrics(self, r, ts_ms: int, t: float, net: tuple[int, int]) -> tuple[Metrics, _State]:
         key = (r.pid, r.start)
@@ -130,12 +134,17 @@ class Sampler:
             live.add((root.pid, root.start))
         children = []
         zero = (0, 0)
+        # The tree's CPU time so far: every live process's own time plus what it has reaped (cutime),
+        # plus what denet reaped. Its growth is the aggregated cpu_usage, so children that started
+        # and ended between two samples count too.
+        tree_cpu = sum(r.cpu_secs + (r.children_cpu_secs or 0.0) for r in self.last_readings)
+        if self.reaped_cpu_secs is not None:
+            tree_cpu += self.reaped_cpu_secs()
         for r in kids:
             m, _ = self._metrics(r, ts_ms, t, zero)
             live.add((r.pid, r.start))
             children.append(Child(r.pid, r.comm, m))
         for m in ([parent] if parent is not None else []) + [c.metrics for c in children]:
-            cpu += m.cpu_usage
             rss += m.mem_rss_kb
             vms += m.mem_vms_kb
             threads += m.thread_count
@@ -150,6 +159,13 @@ class Sampler:
         self._forget_gone(live)
         g = self._gone
         agg = None
+        if self._tree_cpu is None:
+            self._tree_cpu, self._tree_t = tree_cpu, t
+        elif t - self._tree_t >= _MIN_DT:
+            # a zombie not yet reaped is briefly counted nowhere: never let the total go back
+            tree_cpu = max(tree_cpu, self._tree_cpu)
+            cpu = (tree_cpu - self._tree_cpu) / (t - self._tree_t) * 100.0
+            self._tree_cpu, self._tree_t = tree_cpu, t
         if parent is not None:
             agg = Aggregated(
                 ts_ms, cpu, rss, vms, tot[0] + g[0], tot[1] + g[1], net[0], net[1], threads, 1 + len(children),

@@ -1,7 +1,8 @@
 """The Linux fast path: read ``/proc`` directly, keep files open, re-read them with ``os.pread``.
 
-The tree comes from ``/proc/PID/task/TID/children``; values from ``stat`` (CPU, memory, faults,
-threads, last CPU), ``io`` (bytes) and, every few readings, ``status`` (VmHWM). An open ``/proc``
+The tree comes from ``/proc/PID/task/TID/children``; values from ``stat`` (CPU, faults, threads,
+last CPU), ``statm`` (memory: exact, where ``stat``'s rss is an approximate per-CPU counter read),
+``io`` (bytes) and, every few readings, ``status`` (VmHWM). An open ``/proc``
 file belongs to one process: once that process is gone, reading it fails, so a recycled pid is
 never mistaken for the old process (readings also carry the start time, the other half of a
 process's identity). A file whose bytes have not changed since the last reading is not parsed again.
@@ -71,12 +72,13 @@ def read_net_dev(pid: int | None = None) -> tuple[int, int]:
 class _Proc:
     """Open files and parse cache of one process."""
 
-    __slots__ = ("pid", "stat_fd", "io_fd", "status_fd", "child_fds", "tids_for", "start", "comm",
-                 "last_stat", "stat_vals", "last_io", "io_vals", "nreads", "hwm_kb")
+    __slots__ = ("pid", "stat_fd", "statm_fd", "io_fd", "status_fd", "child_fds", "tids_for", "start", "comm",
+                 "last_stat", "stat_vals", "last_statm", "statm_vals", "last_io", "io_vals", "nreads", "hwm_kb")
 
     def __init__(self, pid: int, stat_fd: int) -> None:
         self.pid = pid
         self.stat_fd = stat_fd
+        self.statm_fd = _open(f"/proc/{pid}/statm")
         self.io_fd = _open(f"/proc/{pid}/io")
         self.status_fd: int | None = None
         self.child_fds: dict[int, int] = {}
@@ -87,18 +89,20 @@ class _Proc:
         self.stat_vals = None
         self.last_io = b""
         self.io_vals = (0, 0, None, None)
+        self.last_statm = b""
+        self.statm_vals = (0, 0)
         self.nreads = 0
         self.hwm_kb = None
 
     def close(self) -> None:
-        for fd in (self.stat_fd, self.io_fd, self.status_fd, *self.child_fds.values()):
+        for fd in (self.stat_fd, self.statm_fd, self.io_fd, self.status_fd, *self.child_fds.values()):
             if fd is not None:
                 try:
                     os.close(fd)
                 except OSError:
                     pass
         self.child_fds = {}
-        self.stat_fd = self.io_fd = self.status_fd = None
+        self.stat_fd = self.statm_fd = self.io_fd = self.status_fd = None
 
 
 class ProcCollector:
@@ -159,15 +163,23 @@ class ProcCollector:
                 ut / _CLK,
                 (cut + int(f[14])) / _CLK,  # cutime + cstime
                 cut / _CLK,
-                int(f[21]) * _PAGE_KB,  # rss
-                int(f[20]) // 1024,  # vsize
                 int(f[7]),  # minflt
                 int(f[9]),  # majflt
                 int(f[17]),  # num_threads
                 int(f[36]) if len(f) > 36 else None,  # processor
             )
             p.last_stat = data
-        cpu, ucpu, ccpu, cucpu, rss, vms, minflt, majflt, threads, core = p.stat_vals
+        cpu, ucpu, ccpu, cucpu, minflt, majflt, threads, core = p.stat_vals
+        if p.statm_fd is not None:
+            try:
+                sm = os.pread(p.statm_fd, 256, 0)
+            except OSError:
+                sm = p.last_statm
+            if sm != p.last_statm:
+                t = sm.split()
+                p.statm_vals = (int(t[1]) * _PAGE_KB, int(t[0]) * _PAGE_KB)  # resident, size
+                p.last_statm = sm
+        rss, vms = p.statm_vals
         if p.io_fd is not None:
             try:
                 io = os.pread(p.io_fd, 512, 0)
@@ -205,7 +217,7 @@ class ProcCollector:
         p = self._procs.get(pid)
         if p is None:
             return []
-        threads = p.stat_vals[8] if p.stat_vals else 1
+        threads = p.stat_vals[6] if p.stat_vals else 1
         if threads != p.tids_for or not p.child_fds:
             self._list_tasks(p, threads)
         out: list[int] = []
