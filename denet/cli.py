@@ -91,8 +91,19 @@ def do_run(s: Settings, argv: list[str]) -> int:
     if s.stats:
         _write_stats(s.stats, result.summary)
     if s.debug:
-        _err(f"summary: {result.summary.to_json()}")
+        _debug(mon, result)
     return result.exit_code
+
+
+def _debug(mon, result) -> None:
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    info = " ".join(f"{k}={v}" for k, v in mon.info.items())
+    _err(f"debug: {info} samples={result.summary.sample_count} own_cpu={ru.ru_utime + ru.ru_stime:.3f}s "
+         f"own_maxrss={ru.ru_maxrss}KiB")
+    for w in result.warnings:
+        _err(f"debug: warning: {w}")
 
 
 def do_attach(s: Settings, args: list[str]) -> int:
@@ -106,6 +117,8 @@ def do_attach(s: Settings, args: list[str]) -> int:
     result = mon.attach(pid)
     if s.stats:
         _write_stats(s.stats, result.summary)
+    if s.debug:
+        _debug(mon, result)
     return 0
 
 

@@ -95,6 +95,7 @@ class Monitor:
         self._warn_fn = warn
         self.warnings: list[str] = []
         self._stop = False
+        self.info: dict = {}  # how the session ran, for --debug
 
     # ------------------------------------------------------------------ helpers
 
@@ -184,8 +185,7 @@ class Monitor:
         """Start ``argv`` and monitor it to its end; raises SpawnError if it cannot start."""
         t0_ms = int(time.time() * 1000)
         t0_boot = boot_ticks_now()
-        if reap_all:
-            become_subreaper()
+        self.info["subreaper"] = become_subreaper() if reap_all else False
         child = spawn(argv, stdout=stdout, stderr=stderr)
         old_handlers: dict = {}
         if forward_signals:
@@ -206,6 +206,8 @@ class Monitor:
         sampler = Sampler(collector, include_children=self.include_children,
                           since_process_start=self.since_process_start, t0_boot_ticks=t0_boot,
                           reaped_cpu_secs=lambda: reaper.user_secs + reaper.system_secs)
+        self.info["collector"] = "proc" if getattr(collector, "fast", False) else "psutil"
+        self.info["own_group"] = child.own_group
         try:
             self._start_records(child.pid, argv, t0_ms)
 
@@ -225,6 +227,7 @@ class Monitor:
             child.close()
             for s, h in old_handlers.items():
                 signal.signal(s, h)
+        self.info["reaped"] = reaper.reaped
         status = reaper.root_status
         code = exit_code_of(status) if status is not None else None
         peak = max(sampler.peak_hwm_kb, reaper.maxrss_above_floor_kb) or reaper.maxrss_any_kb
@@ -255,6 +258,7 @@ class Monitor:
         except (AttributeError, OSError):
             pidfd = None
         collector = process_collector(pid, include_children=self.include_children)
+        self.info["collector"] = "proc" if getattr(collector, "fast", False) else "psutil"
         sampler = Sampler(collector, include_children=self.include_children,
                           since_process_start=self.since_process_start, t0_boot_ticks=boot_ticks_now())
         old_handlers: dict = {}

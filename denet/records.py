@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import math
 import os
-from operator import itemgetter as _itemgetter
 from json.encoder import encode_basestring as _js
+from operator import itemgetter as _itemgetter
 
 from . import schema
 
