@@ -30,9 +30,11 @@ def _open(path: str) -> int | None:
         return None
 
 
-def _pread_all(fd: int, size: int) -> bytes:
+def _pread_all(fd: int, size: int = 4096) -> bytes:
+    """Whole contents of a /proc file. Such files hand out at most one page per read, cut at a line
+    or entry boundary, so a read that came back nearly a page long may have more behind it."""
     data = os.pread(fd, size, 0)
-    if len(data) < size:
+    if len(data) < size - 256:
         return data
     chunks = [data]
     off = len(data)

@@ -129,3 +129,23 @@ def test_net_dev_parsing():
     assert parse_net_dev(data) == (501, 702)
     rx, tx = read_net_dev(os.getpid())
     assert rx >= 0 and tx >= 0
+
+
+def test_children_file_longer_than_a_page():
+    """/proc hands out one page per read: 900 children (about 5 KB of pids) must all be found."""
+    code = ("import os, time\n"
+            "for i in range(900):\n"
+            "    if os.fork() == 0:\n        time.sleep(20)\n        os._exit(0)\n"
+            "print('ready', flush=True)\ntime.sleep(20)\n")
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    try:
+        assert p.stdout.readline().strip() == b"ready"
+        c = ProcCollector(p.pid)
+        _, kids = c.read()
+        assert len(kids) == 900 and len({r.pid for r in kids}) == 900
+        c.close()
+    finally:
+        for k in psutil.Process(p.pid).children():
+            k.kill()
+        p.kill()
+        p.wait()
