@@ -54,6 +54,9 @@ class Sampler:
         # Counter totals of processes that have ended (for monotone tree counters).
         self._gone = [0, 0, 0, 0, 0, 0]
         self._gone_any_syscall = False
+        # Processes missing from the last sample only: if one comes back (a read that failed once),
+        # it continues where it was instead of being counted twice.
+        self._departed: dict[tuple[int, int], _State] = {}
         self.summary = SummaryAccumulator()
         self.peak_hwm_kb = 0  # largest VmHWM / RSS seen for a single process
         self.last_readings: list = []  # root first when alive
@@ -65,6 +68,10 @@ class Sampler:
     def _metrics(self, r, ts_ms: int, t: float, net: tuple[int, int]) -> tuple[Metrics, _State]:
         key = (r.pid, r.start)
         st = self._state.get(key)
+        if st is None and key in self._departed:
+            st = self._state[key] = self._departed.pop(key)
+            for i, v in enumerate(st.last):
+                self._gone[i] -= v
         counters = (r.read_bytes, r.write_bytes, r.rchar or 0, r.wchar or 0, r.minflt or 0, r.majflt or 0)
         if st is None:
             fresh = self.since_process_start or (r.start is not None and r.start >= self.t0_boot_ticks)
@@ -177,10 +184,11 @@ class Sampler:
         return TreeSample(ts_ms, parent, children, agg)
 
     def _forget_gone(self, live: set) -> None:
+        self._departed = {}
         if len(self._state) == len(live):
             return
         for key in [k for k in self._state if k not in live]:
-            st = self._state.pop(key)
+            st = self._departed[key] = self._state.pop(key)
             for i, v in enumerate(st.last):
                 self._gone[i] += v
             if st.last[2] or st.last[3]:

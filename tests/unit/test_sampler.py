@@ -108,3 +108,17 @@ def test_plain_samples_without_children(monkeypatch):
 def test_nothing_left_gives_none():
     s = Sampler(Script([(None, [])]))
     assert s.sample() is None
+
+
+def test_a_process_missing_from_one_sample_is_not_counted_twice(monkeypatch):
+    clock = iter([0.0, 0.5, 1.0, 1.5])
+    monkeypatch.setattr("denet.sampler.time.monotonic", lambda: next(clock))
+    steps = [
+        (_r(1, 10, 0.0), [_r(2, 20, 0.0, rb=100)]),
+        (_r(1, 10, 0.1), []),  # pid 2's read failed once
+        (_r(1, 10, 0.2), [_r(2, 20, 0.1, rb=300)]),
+        (_r(1, 10, 0.3), [_r(2, 20, 0.2, rb=400)]),
+    ]
+    s = Sampler(Script(steps), t0_boot_ticks=0)
+    recs = [s.sample() for _ in range(4)]
+    assert [r.aggregated.disk_read_bytes for r in recs] == [100, 100, 300, 400]
