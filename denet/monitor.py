@@ -21,7 +21,7 @@ from .sampler import Sampler, boot_ticks_now, interval_ms_at
 from .schema import SCHEMA_VERSION
 from .summary import EXACT_FIELDS
 
-__all__ = ["Monitor", "RunResult", "capabilities"]
+__all__ = ["Monitor", "RunResult", "capabilities", "cmdline_of", "env_record"]
 
 
 class RunResult:
@@ -114,7 +114,8 @@ class Monitor:
                 self._warn(f"cannot write to {getattr(sink, 'name', 'output')}: {exc.strerror or exc}; "
                            "records from here on are lost, the command goes on")
 
-    def _header(self, pid: int, argv: list[str], t0_ms: int) -> RunHeader:
+    def header(self, pid: int, argv: list[str], t0_ms: int) -> RunHeader:
+        """The metadata record of a session on ``pid``."""
         try:
             exe = os.readlink(f"/proc/{pid}/exe")
         except OSError:
@@ -129,10 +130,13 @@ class Monitor:
     def _start_records(self, pid: int, argv: list[str], t0_ms: int) -> None:
         if self.write_env:
             self._emit(env_record())
-        self._emit(self._header(pid, argv, t0_ms))
+        self._emit(self.header(pid, argv, t0_ms))
 
-    def _loop(self, sampler: Sampler, pidfd: int | None, alive, start_mono: float) -> None:
-        """Sample until the root ends (``alive()`` False), the duration is over, or stop() is called."""
+    def loop(self, sampler, pidfd: int | None, alive, start_mono: float) -> None:
+        """Sample until the root ends (``alive()`` False), the duration is over, or stop() is called.
+
+        ``sampler``: anything with ``sample()`` returning a record or None (the Python API passes a
+        locked wrapper)."""
         poller = None
         if pidfd is not None:
             poller = select.poll()
@@ -181,8 +185,11 @@ class Monitor:
     # ------------------------------------------------------------------ run
 
     def run(self, argv: list[str], *, stdout: str = "inherit", stderr: str = "inherit",
-            reap_all: bool = True, forward_signals: bool = True) -> RunResult:
-        """Start ``argv`` and monitor it to its end; raises SpawnError if it cannot start."""
+            reap_all: bool = True, forward_signals: bool = True, raise_nofile: bool = True) -> RunResult:
+        """Start ``argv`` and monitor it to its end; raises SpawnError if it cannot start.
+
+        The CLI owns its process: it becomes the tree's subreaper (``reap_all``), forwards signals and
+        raises its open-file limit. A host program (the Python API) turns all three off."""
         t0_ms = int(time.time() * 1000)
         t0_boot = boot_ticks_now()
         self.info["subreaper"] = become_subreaper() if reap_all else False
@@ -200,7 +207,8 @@ class Monitor:
                 # When CMD shares the terminal's foreground group it gets Ctrl-C and Ctrl-\ itself.
                 own = child.own_group or s not in (signal.SIGINT, signal.SIGQUIT)
                 _set_handler(old_handlers, s, forward if own else ignore)
-        _raise_nofile()
+        if raise_nofile:
+            _raise_nofile()
         reaper = Reaper(child.pid, reap_all=reap_all, hwm_floor_kb=child.hwm_floor_kb)
         collector = process_collector(child.pid, include_children=self.include_children, adopt_orphans=reap_all)
         sampler = Sampler(collector, include_children=self.include_children,
@@ -214,7 +222,7 @@ class Monitor:
             def alive() -> bool:
                 return not reaper.reap()
 
-            self._loop(sampler, child.pidfd, alive, child.start_mono)
+            self.loop(sampler, child.pidfd, alive, child.start_mono)
             reaper.reap(block=True)
             end_mono = time.monotonic()
             # Descendants still running (orphans adopted by denet) count with what they used so far.
@@ -266,13 +274,8 @@ class Monitor:
             for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 _set_handler(old_handlers, s, lambda *_: self.stop())
         try:
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                    argv = [a.decode("utf-8", "replace") for a in fh.read().split(b"\0") if a]
-            except OSError:
-                argv = []
-            self._start_records(pid, argv, t0_ms)
-            self._loop(sampler, pidfd, lambda: _pid_exists(pid), start)
+            self._start_records(pid, cmdline_of(pid), t0_ms)
+            self.loop(sampler, pidfd, lambda: _pid_exists(pid), start)
             end = time.monotonic()
             user, system = sampler.live_cpu_secs()
         finally:
@@ -292,6 +295,15 @@ class Monitor:
         )
         self._finish(summary)
         return RunResult(0, summary, pid, self.warnings)
+
+
+def cmdline_of(pid: int) -> list[str]:
+    """argv of a running process ([] when unreadable, for example once it has exited)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return [a.decode("utf-8", "replace") for a in fh.read().split(b"\0") if a]
+    except OSError:
+        return []
 
 
 def _set_handler(saved: dict, signum: int, handler) -> None:
