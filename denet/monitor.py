@@ -285,13 +285,14 @@ class Monitor:
             for s, h in old_handlers.items():
                 signal.signal(s, h)
         seen = sampler.summary.count > 0
-        # Attached: the kernel's own accounting (utime/stime + cutime/cstime, VmHWM) as of the last reading.
+        # Attached: denet is not the parent, so nothing is exact. CPU and peak are the kernel's own
+        # accounting (utime/stime + cutime/cstime, VmHWM) as of the last reading.
         summary = sampler.summary.build(
             end - start, exit_code=None, wall_time_secs=None,
             cpu_user_secs=user if seen else None,
             cpu_system_secs=system if seen else None,
             peak_process_rss_kb=sampler.peak_hwm_kb if seen else None,
-            exact=("cpu_user_secs", "cpu_system_secs", "cpu_time_secs", "peak_process_rss_kb") if seen else (),
+            exact=(),
         )
         self._finish(summary)
         return RunResult(0, summary, pid, self.warnings)

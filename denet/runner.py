@@ -180,7 +180,8 @@ class Reaper:
 
     def reap(self, block: bool = False) -> bool:
         """Reap what has ended; with ``block``, wait for the root. True once the root has been reaped."""
-        flags = 0 if block else os.WNOHANG
+        # Block only while the root is still running: orphans it leaves behind are not waited for.
+        flags = 0 if block and self.root_status is None else os.WNOHANG
         target = -1 if self.reap_all else self.root_pid
         while True:
             try:

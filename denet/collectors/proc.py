@@ -155,10 +155,10 @@ class ProcCollector:
             start = int(f[19])
             if p.start is None:
                 p.start = start
-                p.comm = data[data.find(b"(") + 1 : r].decode("utf-8", "replace")
             elif start != p.start:
                 self._drop(pid)
                 return self._read(pid, now_boot, False) if retry else None
+            p.comm = data[data.find(b"(") + 1 : r].decode("utf-8", "replace")  # changes at exec
             ut, cut = int(f[11]), int(f[13])
             p.stat_vals = (
                 (ut + int(f[12])) / _CLK,  # utime + stime

@@ -35,8 +35,8 @@ def denet(*args: str, input: bytes | None = None, timeout: float = 60, stdin=Non
     """Run ``denet ARGS`` to its end; stdout/stderr captured as bytes."""
     if stdin is None and input is None:
         stdin = subprocess.DEVNULL
-    return subprocess.run(DENET + list(args), input=input, stdin=stdin, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, timeout=timeout, cwd=cwd, env=env)
+    return subprocess.run(DENET + list(args), input=input, stdin=stdin, capture_output=True, timeout=timeout,
+                          cwd=cwd, env=env)
 
 
 def start_denet(*args: str, **kw) -> subprocess.Popen:
@@ -114,6 +114,8 @@ def metrics_fields(required_only: bool = True) -> list[dict]:
 
 
 def kill_quietly(pid: int, sig: int = signal.SIGKILL, group: bool = False) -> None:
+    if pid <= 1 or pid == os.getpid() or (group and pid == os.getpgrp()):
+        return  # never the test run itself
     try:
         if group:
             os.killpg(pid, sig)
@@ -126,3 +128,17 @@ def kill_quietly(pid: int, sig: int = signal.SIGKILL, group: bool = False) -> No
 def no_traceback(stderr: bytes | str) -> None:
     text = stderr.decode(errors="replace") if isinstance(stderr, bytes) else stderr
     assert "Traceback" not in text, text
+
+
+def read_pid(path: Path, timeout: float = 15.0) -> int:
+    """A pid written to ``path`` as one line (waits until the line is complete); never returns 0 or less."""
+    def get():
+        try:
+            text = Path(path).read_text()
+        except FileNotFoundError:
+            return None
+        return int(text) if text.endswith("\n") and text.strip().isdigit() else None
+
+    pid = wait_for(get, timeout, what=f"a pid in {path}")
+    assert pid > 1
+    return pid
