@@ -6,7 +6,8 @@ what it needs before the command starts. Public names are resolved on first use.
 The Python API (compatible with the Rust denet's Python package) is ``ProcessMonitor``,
 ``execute_with_monitoring``, ``generate_summary_from_file``, ``generate_summary_from_metrics_json``
 (in :mod:`denet.api`) and the list-of-dict helpers of :mod:`denet.analysis`; ``monitor_command`` is
-our typed addition. See docs/python-api.md.
+our typed addition, and ``summarize`` (per-run or per-group summaries of record files as a polars
+DataFrame, from :mod:`denet.summaries`). See docs/python-api.md.
 """
 
 from ._version import __version__ as __version__
@@ -26,6 +27,7 @@ __all__ = [
     "process_tree_analysis",
     "resource_utilization",
     "save_metrics",
+    "summarize",
 ]
 
 _LAZY = {
@@ -43,6 +45,7 @@ _LAZY = {
     "process_tree_analysis": ("denet.analysis", "process_tree_analysis"),
     "resource_utilization": ("denet.analysis", "resource_utilization"),
     "save_metrics": ("denet.analysis", "save_metrics"),
+    "summarize": ("denet.summaries", "summarize"),
     # submodules reachable as attributes without an explicit import
     "analysis": ("denet.analysis", None),
     "api": ("denet.api", None),

@@ -28,17 +28,44 @@ def _err(msg: str) -> None:
 # ---------------------------------------------------------------------------- run / attach
 
 
+def out_format(s: Settings) -> str | None:
+    """The format of --out: --format, else the extension (``.parquet`` is Parquet, all else JSON lines)."""
+    if not s.out:
+        if s.format:
+            raise UsageError(f"--format {s.format} applies to --out FILE, and no --out was given")
+        return None
+    if s.format:
+        return s.format
+    return "parquet" if s.out.lower().endswith(".parquet") else "jsonl"
+
+
 def _sinks(s: Settings):
     from .sinks import JsonlSink
 
     sinks = []
+    fmt = out_format(s)
+    bench = None
+    if s.benchmark:  # checked first: it creates nothing until the run ends
+        from .sinks.benchmark import BenchmarkSink
+
+        try:
+            bench = BenchmarkSink(s.benchmark)
+        except OSError as exc:
+            raise DenetError(f"cannot write --benchmark {s.benchmark}: {exc.strerror or exc}") from None
     if s.out:
         try:
-            sinks.append(JsonlSink(s.out))
+            if fmt == "parquet":
+                from .sinks.parquet import ParquetSink  # pyarrow itself is imported at close, after CMD
+
+                sinks.append(ParquetSink(s.out))
+            else:
+                sinks.append(JsonlSink(s.out))
         except OSError as exc:
             raise DenetError(f"cannot open --out {s.out}: {exc.strerror or exc}") from None
     if s.json:
         sinks.append(JsonlSink(1))
+    if bench is not None:
+        sinks.append(bench)
     return sinks
 
 
@@ -170,6 +197,149 @@ def do_stats(path: str, as_json: bool) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- summarize, compact, recover
+
+
+class _ProgressBar:
+    """A bar on stderr while many files are read, only when stderr is a terminal."""
+
+    MIN_FILES = 50
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.on = sys.stderr.isatty()
+        self.last = 0.0
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        import time
+
+        if not self.on or total < self.MIN_FILES:
+            return
+        now = time.monotonic()
+        if done < total and now - self.last < 0.1:
+            return
+        self.last = now
+        width = 30
+        fill = int(width * done / total) if total else width
+        line = f"\r{self.what} [{'#' * fill}{'.' * (width - fill)}] {done}/{total}"
+        try:
+            os.write(2, line.encode())
+            self.shown = True
+            if done >= total:
+                os.write(2, b"\r\x1b[K")
+                self.shown = False
+        except OSError:
+            self.on = False
+
+
+def _emit_output(data: bytes | None) -> None:
+    if data:
+        sys.stdout.write(data.decode())
+        sys.stdout.flush()
+
+
+def do_summarize(paths, by, per_run, fmt, out, suggest, mem_headroom, runtime_headroom, skip_bad) -> int:
+    import shutil
+
+    from .summaries import group_table, profile_yaml, run_table, write_output
+    from .summaries import suggest as suggest_resources
+
+    skipped: list[str] = []
+
+    def on_bad(msg: str) -> None:
+        skipped.append(msg)
+        _err(f"skipped {msg}")
+
+    runs = run_table(list(paths), skip_bad=skip_bad, on_bad=on_bad, progress=_ProgressBar("reading"),
+                     on_note=lambda m: _err(f"note: {m}"))
+    if runs.height == 0:
+        raise DenetError("no runs found" + (f" ({len(skipped)} files skipped)" if skipped else ""))
+    width = shutil.get_terminal_size((120, 24)).columns
+    if suggest:
+        from .schema import table_names_of
+
+        groups = group_table(runs, by)
+        keys = [c for c in groups.columns if c not in table_names_of("group")]
+        text = profile_yaml(suggest_resources(groups, by=keys, mem_headroom=mem_headroom,
+                                              runtime_headroom=runtime_headroom),
+                            by=keys, mem_headroom=mem_headroom, runtime_headroom=runtime_headroom, runs=runs.height)
+        if out:
+            _write_text(out, text)
+        else:
+            sys.stdout.write(text)
+        return 0
+    if per_run or fmt == "snakemake-tsv":
+        _emit_output(write_output(runs, fmt, out, kind="run", width=width, runs=runs))
+    else:
+        _emit_output(write_output(group_table(runs, by), fmt, out, kind="group", width=width, runs=runs))
+    return 0
+
+
+def _write_text(path: str, text: str) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise DenetError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def do_compact(paths, out, by, skip_bad) -> int:
+    from .compact import compact
+
+    res = compact(list(paths), out, by=by, skip_bad=skip_bad, on_bad=lambda m: _err(f"skipped {m}"),
+                  progress=_ProgressBar("compacting"))
+    for d in res.duplicates:
+        _err(f"note: {d}")
+    _err(f"compacted {res.runs} runs ({res.rows} rows) from {res.files} files into {out} "
+         f"({res.partitions} partitions by {','.join(res.by)})")
+    return 0
+
+
+def do_recover(paths, out) -> int:
+    from .sinks.parquet import destination_of, journal_path, journal_to_parquet
+
+    journals: list[str] = []
+    for p in paths:
+        if os.path.isdir(p):
+            for root, _dirs, files in os.walk(p):
+                for name in sorted(files):
+                    j = os.path.join(root, name)
+                    dest = destination_of(j)
+                    if dest is not None and not os.path.exists(dest):
+                        journals.append(j)
+        elif destination_of(p) is not None and os.path.exists(p):
+            journals.append(p)
+        elif os.path.exists(journal_path(p)):
+            journals.append(journal_path(p))
+        elif os.path.exists(p):
+            raise DenetError(f"{p}: not a journal (.NAME.parquet.journal), and no journal of it exists "
+                             f"({journal_path(p)})")
+        else:
+            raise DenetError(f"{p}: no such file, and no journal {journal_path(p)}")
+    if out and len(journals) != 1:
+        raise UsageError(f"-o takes one journal; {len(journals)} found")
+    if not journals:
+        _err("no journals to recover")
+        return 0
+    for j in journals:
+        dest = out or destination_of(j)
+        if os.path.exists(dest) and not out:
+            raise DenetError(f"{dest} already exists; the journal {j} is left as it is (give -o FILE to write "
+                             "it elsewhere)")
+        try:
+            r = journal_to_parquet(j, dest)
+        except OSError as exc:
+            raise DenetError(f"cannot recover {j}: {exc.strerror or exc}") from None
+        for msg in r.bad_lines[:5]:
+            _err(f"skipped {msg}")
+        state = "complete run" if r.complete else "run cut short: no summary record, exact figures missing"
+        _err(f"recovered {dest}: {r.records} records, {r.rows} rows ({state})")
+    return 0
+
+
 # ---------------------------------------------------------------------------- click
 
 
@@ -184,6 +354,9 @@ def _click_options(func):
             func = click.option(*flags, o.dest, flag_value=False, default=None, help=o.help)(func)
         elif o.kind == "multi":
             func = click.option(*flags, o.dest, multiple=True, metavar=o.metavar, help=o.help)(func)
+        elif o.kind == "choice":
+            func = click.option(*flags, o.dest, default=None, type=click.Choice(o.choices, case_sensitive=False),
+                                help=o.help)(func)
         else:
             func = click.option(*flags, o.dest, default=None, metavar=o.metavar, help=o.help +
                                 (f"  [default: {o.default}]" if o.default is not None else ""))(func)
@@ -201,7 +374,7 @@ def _settings_from_click(group_values: dict, cmd_values: dict) -> Settings:
             if o.kind == "multi":
                 labels += tuple(convert(o, o.flags[0], x) for x in (v or ()))
             elif v is not None:
-                values[o.dest] = convert(o, o.flags[0], str(v)) if o.kind in ("int", "float", "str") else v
+                values[o.dest] = convert(o, o.flags[0], str(v)) if o.kind in ("int", "float", "str", "choice") else v
     s = Settings(**values)
     s.labels = labels
     return s
@@ -245,8 +418,59 @@ def build_click():
     @click.argument("file", type=click.Path(dir_okay=False))
     @click.option("--json", "-j", "as_json", is_flag=True, help="Print the summary as one JSON object.")
     def stats(file, as_json):
-        """Summarise a saved record file (denet's own or the Rust denet's JSON lines)."""
+        """Summarise a saved record file (denet's JSON lines or Parquet, or the Rust denet's JSON lines)."""
         return ("stats", file, as_json)
+
+    from .summaries import OUTPUT_FORMATS
+
+    @cli.command(context_settings={"max_content_width": 100})
+    @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+    @click.option("--by", default=None, metavar="KEY[,KEY]",
+                  help="Group by these labels or columns. Default: the rule label when any run has one, else the "
+                       "command.")
+    @click.option("--per-run", is_flag=True, help="One row per run instead of one per group.")
+    @click.option("--format", "-f", "fmt", type=click.Choice(OUTPUT_FORMATS), default="table", show_default=True,
+                  help="Output format (snakemake-tsv: Snakemake's benchmark TSV, one row per run).")
+    @click.option("--output", "-o", "out", type=click.Path(dir_okay=False), default=None,
+                  help="Write to FILE instead of stdout.")
+    @click.option("--suggest", is_flag=True,
+                  help="Print a Snakemake profile (set-resources, set-threads) with the resources to request next "
+                       "time, per group.")
+    @click.option("--mem-headroom", type=click.FloatRange(min=1.0), default=1.2, show_default=True,
+                  help="--suggest: mem_mb = largest peak RSS x this factor.")
+    @click.option("--runtime-headroom", type=click.FloatRange(min=1.0), default=1.5, show_default=True,
+                  help="--suggest: runtime (minutes) = longest wall time x this factor.")
+    @click.option("--skip-bad", is_flag=True, help="Report a bad file (path and reason) and go on without it.")
+    def summarize(**kw):
+        """Summarise many runs: per group (--by) or per run (--per-run).
+
+        PATH: record files (JSON lines, Parquet, journals of runs cut short, Snakemake benchmark TSV/JSONL),
+        directories (searched recursively), globs, or datasets written by `denet compact`.
+        """
+        return ("summarize", kw)
+
+    @cli.command()
+    @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+    @click.option("--output", "-o", "out", required=True, type=click.Path(file_okay=False),
+                  help="The dataset directory to create.")
+    @click.option("--by", default="rule", show_default=True, metavar="KEY[,KEY]",
+                  help="Partition the rows by these labels.")
+    @click.option("--skip-bad", is_flag=True, help="Report a bad file (path and reason) and go on without it.")
+    def compact(**kw):
+        """Merge per-run files into one Parquet dataset (runs.parquet + rows/KEY=VALUE/), which summarize reads
+        fast."""
+        return ("compact", kw)
+
+    @cli.command()
+    @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+    @click.option("--output", "-o", "out", type=click.Path(dir_okay=False), default=None,
+                  help="Write the Parquet file here instead of the journal's destination (one journal only).")
+    def recover(**kw):
+        """Turn the journal of a Parquet run that was cut short (DIR/.NAME.parquet.journal) into NAME.parquet.
+
+        PATH: a journal, the Parquet path it belongs to, or a directory (its journals are recovered).
+        """
+        return ("recover", kw)
 
     return cli
 
@@ -261,10 +485,7 @@ def _click_main(argv: list[str]) -> int:
 
     try:
         res = build_click().main(args=argv, prog_name=PROG, standalone_mode=False)
-    except click.exceptions.NoArgsUsage as exc:
-        exc.show()
-        return 2
-    except click.UsageError as exc:
+    except click.UsageError as exc:  # NoArgsIsHelpError (no command given) shows the help
         exc.show()
         return 2
     except click.exceptions.Abort:
@@ -280,6 +501,12 @@ def _click_main(argv: list[str]) -> int:
         return do_attach(res[1], res[2])
     if res[0] == "stats":
         return do_stats(res[1], res[2])
+    if res[0] == "summarize":
+        return do_summarize(**res[1])
+    if res[0] == "compact":
+        return do_compact(**res[1])
+    if res[0] == "recover":
+        return do_recover(**res[1])
     return 0  # pragma: no cover
 
 

@@ -13,21 +13,28 @@ __all__ = ["OPTIONS", "Option", "Settings", "lean_parse", "split_global"]
 
 
 class Option:
-    __slots__ = ("dest", "flags", "kind", "default", "help", "metavar", "aliases")
+    __slots__ = ("dest", "flags", "kind", "default", "help", "metavar", "aliases", "choices")
 
-    def __init__(self, dest, flags, kind, default, help, metavar=None, aliases=()) -> None:
+    def __init__(self, dest, flags, kind, default, help, metavar=None, aliases=(), choices=()) -> None:
         self.dest = dest
         self.flags = flags  # e.g. ("--interval", "-i")
-        self.kind = kind  # "flag", "int", "float", "str", "multi", "neg" (a flag that sets dest False)
+        # "flag", "int", "float", "str", "multi", "neg" (a flag that sets dest False), "choice" (one of choices)
+        self.kind = kind
         self.default = default
         self.help = help
         self.metavar = metavar
         self.aliases = aliases  # extra flags of the same meaning (also click-visible)
+        self.choices = choices
 
 
 OPTIONS: tuple[Option, ...] = (
     Option("json", ("--json", "-j"), "flag", False, "Write records as JSON lines to stdout (CMD's stdout goes to stderr)."),
-    Option("out", ("--out", "-o"), "str", None, "Write records to FILE (JSON lines).", "FILE"),
+    Option("out", ("--out", "-o"), "str", None,
+           "Write records to FILE (JSON lines; Parquet when FILE ends in .parquet or with --format parquet).",
+           "FILE"),
+    Option("format", ("--format",), "choice", None,
+           "Format of --out FILE: jsonl or parquet (default: from the extension).", "FORMAT",
+           choices=("jsonl", "parquet")),
     Option("interval_ms", ("--interval", "-i"), "int", 100, "Base sampling interval in milliseconds.", "MS"),
     Option("max_interval_ms", ("--max-interval", "-m"), "int", 1000,
            "Largest sampling interval of the adaptive schedule, in milliseconds.", "MS"),
@@ -41,6 +48,8 @@ OPTIONS: tuple[Option, ...] = (
            "Report counters as lifetime values instead of deltas since monitoring began."),
     Option("write_env", ("--write-env",), "flag", False, "Write an env record (host, CPUs, NUMA, ...) first."),
     Option("stats", ("--stats",), "str", None, "Also write the summary as JSON to FILE.", "FILE"),
+    Option("benchmark", ("--benchmark",), "str", None,
+           "Also write Snakemake's benchmark TSV for the run to FILE (seconds, MiB, NA where unknown).", "FILE"),
     Option("labels", ("--label",), "multi", (), "Attach KEY=VALUE to the run's metadata (repeatable).",
            "KEY=VALUE"),
     Option("no_update", ("--no-update",), "flag", False, "No live line on the terminal; only the final summary."),
@@ -101,6 +110,11 @@ def convert(o: Option, flag: str, raw: str):
     if o.kind == "multi":
         parse_label(raw)
         return raw
+    if o.kind == "choice":
+        v = raw.strip().lower()
+        if v not in o.choices:
+            raise UsageError(f"{flag} must be one of {', '.join(o.choices)}, got {raw!r}")
+        return v
     if raw == "":
         raise UsageError(f"{flag} expects a value")
     return raw

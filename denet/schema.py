@@ -15,12 +15,17 @@ __all__ = [
     "SCHEMA_VERSION",
     "Field",
     "arrow_schema",
+    "arrow_table_schema",
     "arrow_type",
     "declaration",
     "fields",
     "markdown",
     "polars_schema",
+    "polars_table_schema",
     "record_names",
+    "table_description",
+    "table_fields",
+    "table_names",
     "tag",
 ]
 
@@ -47,9 +52,10 @@ SCHEMA_VERSION: int = _DECL["schema_version"]
 
 
 class Field:
-    """One declared field."""
+    """One declared field (of a record, or a column of a derived table)."""
 
-    __slots__ = ("name", "type", "unit", "description", "since", "optional", "nullable")
+    __slots__ = ("name", "type", "unit", "description", "since", "optional", "nullable", "aliases", "source",
+                 "stat", "placeholder")
 
     def __init__(self, d: dict) -> None:
         self.name: str = d["name"]
@@ -59,6 +65,10 @@ class Field:
         self.since: int = d.get("since", 1)
         self.optional: bool = bool(d.get("optional", False))
         self.nullable: bool = bool(d.get("nullable", False))
+        self.aliases: tuple[str, ...] = tuple(d.get("aliases", ()))  # older names accepted on input
+        self.source: str | None = d.get("source")  # table columns: the column a statistic is computed from
+        self.stat: str | None = d.get("stat")  # table columns: mean, p95, sum, max, min, count
+        self.placeholder: str | None = d.get("placeholder")  # table columns named at run time
 
     def __repr__(self) -> str:
         return f"Field({self.name!r}, {self.type!r})"
@@ -89,6 +99,102 @@ def fields(record: str) -> tuple[Field, ...]:
 def tag(record: str) -> str | None:
     """The ``"kind"`` a top-level record of this type carries, or None for nested records."""
     return _DECL["records"][record].get("tag")
+
+
+def names(record: str) -> tuple[str, ...]:
+    """Declared field names of ``record``."""
+    return tuple(f.name for f in fields(record))
+
+
+# ---------------------------------------------------------------- derived tables
+
+
+def table_names() -> tuple[str, ...]:
+    """Tables derived from the records (Parquet rows, summaries, ...), as declared under ``tables``."""
+    return tuple(_DECL.get("tables", {}))
+
+
+def table_description(table: str) -> str:
+    return _table(table).get("description", "")
+
+
+def _table(table: str) -> dict:
+    try:
+        return _DECL["tables"][table]
+    except KeyError:
+        raise KeyError(f"no table named {table!r} in the schema") from None
+
+
+_STAT_FLOAT = ("mean", "p95")
+
+
+def _flat_type(t: str) -> str:
+    """Nested types become JSON text in flat tables."""
+    return "json" if t.startswith(("record:", "map<")) else t
+
+
+def table_entries(table: str) -> list[dict]:
+    """The raw entries of ``table`` (fields, includes, placeholders, stats)."""
+    return list(_table(table)["fields"])
+
+
+def table_fields(table: str, **placeholders: tuple[str, ...] | list[str]) -> tuple[Field, ...]:
+    """The columns of ``table`` in order.
+
+    Includes expand to the included record's fields not already present; ``stats`` entries to one
+    column per statistic; a placeholder to one nullable string column per name given for it
+    (``labels=("rule", "sample")``), or to nothing when no names are given.
+    """
+    out: list[Field] = []
+    seen: set[str] = set()
+
+    def add(f: Field) -> None:
+        if f.name not in seen:
+            seen.add(f.name)
+            out.append(f)
+
+    for e in _table(table)["fields"]:
+        if "include" in e:
+            skip = set(e.get("except", ()))
+            for f in fields(e["include"]):
+                if f.name in skip or f.name in seen:
+                    continue
+                d = {"name": f.name, "type": _flat_type(f.type), "unit": f.unit, "description": f.description,
+                     "since": f.since, "nullable": True, "aliases": f.aliases}
+                add(Field(d))
+        elif "stats" in e:
+            for st in e["list"]:
+                t = "float" if st in _STAT_FLOAT else ("int" if st == "count" else e["type"])
+                add(Field({"name": f"{e['stats']}_{st}", "type": t, "unit": e.get("unit", ""), "nullable": True,
+                           "description": f"{st} of {e['of']}: {e.get('description', '')}",
+                           "since": e.get("since", 1), "source": e["of"], "stat": st}))
+        elif "placeholder" in e:
+            for n in placeholders.get(e["placeholder"], ()):
+                add(Field({"name": n, "type": "str", "nullable": True, "placeholder": e["placeholder"],
+                           "description": e.get("description", "")}))
+        else:
+            add(Field(e))
+    return tuple(out)
+
+
+def table_names_of(table: str, **placeholders) -> tuple[str, ...]:
+    return tuple(f.name for f in table_fields(table, **placeholders))
+
+
+def arrow_table_schema(table: str, **placeholders):
+    """The Arrow schema of a derived table, with unit and description as field metadata."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [pa.field(f.name, arrow_type(f.type), nullable=True, metadata={"unit": f.unit, "description": f.description})
+         for f in table_fields(table, **placeholders)],
+        metadata={"denet_schema_version": str(SCHEMA_VERSION), "denet_table": table},
+    )
+
+
+def polars_table_schema(table: str, **placeholders) -> dict:
+    """Column name -> polars dtype for a derived table."""
+    return {f.name: polars_dtype(f.type) for f in table_fields(table, **placeholders)}
 
 
 def _inner(type_str: str, prefix: str) -> str:
@@ -188,6 +294,30 @@ def markdown() -> str:
             desc = f.description.replace("|", "\\|")
             ftype = f.type.replace("<", "&lt;").replace(">", "&gt;")
             out.append(f"| `{f.name}` | {ftype} | {f.unit} | {presence} | {f.since} | {desc} |")
+        out.append("")
+    if table_names():
+        out += ["# Derived tables", "", _DECL.get("tables_about", ""), ""]
+    for name in table_names():
+        out += [f"## table `{name}`", "", table_description(name), "", "| column | type | unit | meaning |",
+                "|---|---|---|---|"]
+        for e in table_entries(name):
+            if "include" in e:
+                extra = f" except {', '.join('`' + x + '`' for x in e['except'])}" if e.get("except") else ""
+                out.append(f"| *every field of `{e['include']}`*{extra} | | | as declared above (nested values as JSON text) |")
+            elif "placeholder" in e:
+                out.append(f"| *{e['placeholder']}* | str | | {e.get('description', '')} |")
+            elif "stats" in e:
+                cols = ", ".join(f"`{e['stats']}_{st}`" for st in e["list"])
+                desc = e.get("description", "").replace("|", "\\|")
+                types = [("float" if st in _STAT_FLOAT else "int" if st == "count" else e["type"]) + f" ({st})"
+                         for st in e["list"]]
+                shown = e["type"] if all(t.startswith(e["type"] + " ") for t in types) else ", ".join(types)
+                out.append(f"| {cols} | {shown} | {e.get('unit', '')} | {desc} (of `{e['of']}`) |")
+            else:
+                f = Field(e)
+                desc = f.description.replace("|", "\\|")
+                ftype = f.type.replace("<", "&lt;").replace(">", "&gt;")
+                out.append(f"| `{f.name}` | {ftype} | {f.unit} | {desc} |")
         out.append("")
     return "\n".join(out)
 

@@ -25,7 +25,7 @@ CONTRACT = {
 
 
 def test_all_is_the_contract_plus_our_additions():
-    assert set(denet.__all__) == CONTRACT | {"monitor_command", "Monitor", "RunResult"}
+    assert set(denet.__all__) == CONTRACT | {"monitor_command", "summarize", "Monitor", "RunResult"}
     assert len(denet.__all__) == len(set(denet.__all__))
 
 

@@ -22,6 +22,10 @@ AGREE = [
     ["-j", "run", "-d", "1", "x"],
     ["attach", "123"],
     ["-i", "10", "attach", "--duration", "3", "99"],
+    ["--out", "r.parquet", "run", "--format", "parquet", "x"],
+    ["--format", "JSONL", "run", "--out", "r.data", "x"],
+    ["run", "--format=parquet", "--out=r.x", "--benchmark", "b.tsv", "x"],
+    ["--benchmark=b.tsv", "run", "--", "x", "--benchmark", "y"],
 ]
 
 
@@ -58,6 +62,8 @@ def test_defaults_come_from_the_table():
         (["run", "--label", "novalue", "x"], "--label"),
         (["run", "--json=1", "x"], "--json"),
         (["run", "--out"], "--out"),
+        (["run", "--format", "xml", "x"], "--format"),
+        (["run", "--benchmark"], "--benchmark"),
     ],
 )
 def test_bad_options_name_the_option(argv, words):
