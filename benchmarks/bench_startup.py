@@ -23,6 +23,12 @@ import time
 TARGET_MS = 40.0
 
 
+def _pip(argv: list[str]) -> None:
+    r = subprocess.run(argv, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"{' '.join(argv)} failed:\n{(r.stderr or r.stdout)[-2000:]}")
+
+
 def install(repo: str, venv: str) -> str:
     """A venv with a regular (non-editable) install of ``repo``; reinstalls denet itself every time."""
     py = os.path.join(venv, "bin", "python")
@@ -30,10 +36,10 @@ def install(repo: str, venv: str) -> str:
     if not os.path.exists(py):
         print(f"creating {venv} ...", flush=True)
         subprocess.run([sys.executable, "-m", "venv", venv], check=True)
-        subprocess.run(pip + [repo], check=True)
+        _pip(pip + [repo])
     else:
         print(f"reusing {venv}; reinstalling denet from {repo} ...", flush=True)
-        subprocess.run(pip + ["--force-reinstall", "--no-deps", repo], check=True)
+        _pip(pip + ["--force-reinstall", "--no-deps", repo])
     # Make sure what we time is the copy in site-packages, not the checkout.
     r = subprocess.run([py, "-I", "-c", "import denet, sys; print(denet.__file__)"], capture_output=True,
                        text=True, cwd="/", check=True)
@@ -63,8 +69,8 @@ def time_cmd(argv: list[str]) -> float:
 
 def import_times(py: str, true: str) -> list[tuple[int, int, str]]:
     """(cumulative us, self us, module) from ``-X importtime``, most expensive first."""
-    r = subprocess.run([py, "-X", "importtime", "-m", "denet", "run", "--", true], capture_output=True, text=True,
-                       cwd="/")
+    r = subprocess.run([py, "-X", "importtime", "-m", "denet", "run", "--", true], capture_output=True,
+                       text=True, cwd="/")
     rows = []
     for line in r.stderr.splitlines():
         m = re.match(r"import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s*)(\S+)", line)
@@ -86,6 +92,15 @@ def machine() -> str:
     return f"{os.cpu_count()} CPUs, {model}, Linux {platform.release()}, Python {platform.python_version()}"
 
 
+def loadavg() -> str:
+    """The 1/5/15-minute load averages: other work on the machine skews every figure here."""
+    try:
+        with open("/proc/loadavg") as fh:
+            return " ".join(fh.read().split()[:3])
+    except OSError:
+        return "?"
+
+
 def main() -> int:
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -93,8 +108,10 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=21, help="rounds (each command once per round; >= 15)")
     ap.add_argument("--venv", default="/tmp/denet-bench-venv", help="venv for the regular install")
     args = ap.parse_args()
+    if args.runs < 15:
+        print(f"note: --runs {args.runs} is below the 15 rounds the target is stated for")
 
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}; load average {loadavg()}")
     venv = install(os.path.abspath(args.repo), args.venv)
     py = os.path.join(venv, "bin", "python")
     denet = os.path.join(venv, "bin", "denet")
@@ -127,8 +144,9 @@ def main() -> int:
     py_med = statistics.median(times["python -c pass"])
     added = statistics.median(times["denet run -- true"]) - base
     paired = statistics.median(d - t for d, t in zip(times["denet run -- true"], times["true"], strict=True))
-    print(f"\ndenet run -- true: {added * 1e3:.1f} ms added (difference of medians; median of paired differences "
-          f"{paired * 1e3:.1f} ms), of which the bare interpreter start is {(py_med - base) * 1e3:.1f} ms")
+    print(f"\ndenet run -- true: {added * 1e3:.1f} ms added (difference of medians; "
+          f"median of paired differences {paired * 1e3:.1f} ms), of which the bare interpreter start "
+          f"is {(py_med - base) * 1e3:.1f} ms")
     print(f"target (<= {TARGET_MS:.0f} ms added, median): {'met' if added * 1e3 <= TARGET_MS else 'NOT met'}")
 
     rows = import_times(py, true)
@@ -136,6 +154,7 @@ def main() -> int:
     print(f"{'cumulative':>10} | {'self':>7} | module")
     for cum, own, mod in rows[:10]:
         print(f"{cum:>10} | {own:>7} | {mod}")
+    print(f"\nload average at the end: {loadavg()}")
     return 0
 
 
