@@ -10,7 +10,11 @@ kernel). Only light standard modules are imported: this runs before CMD starts.
 from __future__ import annotations
 
 import os
-import signal
+
+try:  # the C module under `signal`: the same functions and numbers, without building its enums at start
+    import _signal as signal
+except ImportError:  # pragma: no cover - other Python implementations
+    import signal
 
 from .errors import SpawnError
 

@@ -2,13 +2,13 @@
 
 Everything that needs a field list derives it from here: the record classes
 (:mod:`denet.records`), the Arrow schema, the polars dtypes and ``docs/schema.md``.
-Only ``json`` is imported at module level; pyarrow and polars are imported inside
-the functions that build their schemas.
+Nothing heavy is imported at module level (the parsed declaration is cached beside the
+package's bytecode, so ``denet run`` does not even import ``json`` for it); pyarrow and polars
+are imported inside the functions that build their schemas.
 """
 
 from __future__ import annotations
 
-import json
 import os
 
 __all__ = [
@@ -40,11 +40,39 @@ _CANDIDATES = (
 def _load() -> dict:
     for path in _CANDIDATES:
         try:
-            with open(path, "rb") as fh:
-                return json.load(fh)
-        except FileNotFoundError:
+            st = os.stat(path)
+        except OSError:
             continue
+        return _cached(path, (path, st.st_mtime_ns, st.st_size))
     raise RuntimeError("denet is installed without its schema (schemas/records.json)")
+
+
+def _cached(path: str, key: tuple) -> dict:
+    """The parsed declaration, from a marshal cache keyed by the file's path, mtime and size."""
+    import marshal
+    import sys
+
+    cache = os.path.join(_HERE, "__pycache__", f"schema.{sys.implementation.cache_tag}.bin")
+    try:
+        with open(cache, "rb") as fh:
+            cached_key, decl = marshal.load(fh)
+        if cached_key == key:
+            return decl
+    except (OSError, EOFError, ValueError, TypeError):
+        pass
+    import json
+
+    with open(path, "rb") as fh:
+        decl = json.load(fh)
+    try:
+        os.makedirs(os.path.dirname(cache), exist_ok=True)
+        tmp = f"{cache}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as fh:
+            marshal.dump((key, decl), fh)
+        os.replace(tmp, cache)
+    except OSError:
+        pass
+    return decl
 
 
 _DECL = _load()
@@ -55,7 +83,7 @@ class Field:
     """One declared field (of a record, or a column of a derived table)."""
 
     __slots__ = ("name", "type", "unit", "description", "since", "optional", "nullable", "aliases", "source",
-                 "stat", "placeholder")
+                 "stat", "placeholder", "digits")
 
     def __init__(self, d: dict) -> None:
         self.name: str = d["name"]
@@ -69,6 +97,7 @@ class Field:
         self.source: str | None = d.get("source")  # table columns: the column a statistic is computed from
         self.stat: str | None = d.get("stat")  # table columns: mean, p95, sum, max, min, count
         self.placeholder: str | None = d.get("placeholder")  # table columns named at run time
+        self.digits: int | None = d.get("digits")  # floats: decimals kept in JSON (default 3)
 
     def __repr__(self) -> str:
         return f"Field({self.name!r}, {self.type!r})"
@@ -280,7 +309,7 @@ def markdown() -> str:
         _DECL.get("about", ""),
         "",
         "JSON Lines framing: one compact JSON object per line; a top-level record starts with its `kind`",
-        "(`env`, `metadata`, `tree` or `sample`, `summary`). Readers skip kinds they do not know.",
+        "(`env`, `metadata`, `tree` or `sample`, `process`, `summary`). Readers skip kinds they do not know.",
         "",
     ]
     for name in record_names():

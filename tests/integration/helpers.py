@@ -84,11 +84,12 @@ def summary_of(records: list[dict]) -> dict:
 
 
 def check_run_file(records: list[dict], body_kind: str = "tree") -> dict:
-    """metadata first, then only `body_kind` records, then one summary; returns the summary."""
+    """metadata first, then only `body_kind` records (and the ledger's `process` records), then one
+    summary; returns the summary."""
     ks = kinds(records)
     assert ks[0] == "metadata", ks[:3]
     assert ks[-1] == "summary", ks[-3:]
-    assert set(ks[1:-1]) <= {body_kind}, set(ks)
+    assert set(ks[1:-1]) <= {body_kind, "process"}, set(ks)
     return records[-1]
 
 

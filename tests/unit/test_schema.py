@@ -12,6 +12,7 @@ from denet import records, schema
 from denet.collectors.proc import ProcCollector
 from denet.sampler import Sampler
 
+KIND_TO_RECORD = {schema.tag(r): r for r in schema.record_names() if schema.tag(r)}
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -109,8 +110,7 @@ def test_contract_real_run_emits_exactly_the_declared_fields(tmp_path):
         for line in fh:
             obj = json.loads(line)
             kinds.append(obj["kind"])
-            record = {"sample": "metrics", "metadata": "metadata", "tree": "tree", "env": "env",
-                      "summary": "summary"}[obj["kind"]]
+            record = KIND_TO_RECORD[obj["kind"]]
             _emitted_keys(obj, record, seen)
     assert kinds[0] == "env" and kinds[1] == "metadata" and kinds[-1] == "summary"
     assert "tree" in kinds
