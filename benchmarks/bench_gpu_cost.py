@@ -84,8 +84,11 @@ def probe_table(runs: int) -> None:
     print()
     print("| probe | median µs | min µs |")
     print("|---|---:|---:|")
-    print(f"| denet (`probe()`, module import included) | {ma:,.0f} | {min(a):,.0f} |".replace(",", " "))
-    print(f"| naive (`import pynvml; nvmlInit()`) | {mb:,.0f} | {min(b):,.0f} |".replace(",", " "))
+    def us(v: float) -> str:
+        return f"{v:,.0f}".replace(",", " ")
+
+    print(f"| denet (`probe()`, module import included) | {us(ma)} | {us(min(a))} |")
+    print(f"| naive (`import pynvml; nvmlInit()`) | {us(mb)} | {us(min(b))} |")
     print(f"\nnaive / denet: {mb / ma:.1f}")
 
 

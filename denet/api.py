@@ -242,9 +242,10 @@ class ProcessMonitor:
                                 since_process_start=bool(since_process_start), write_env=write_env)
         self._header: RunHeader = self._monitor.header(pid, argv, t0_ms)
         self._collector = process_collector(pid, include_children=bool(include_children))
+        gpu = self._monitor.gpu_collector()  # probed once (header() above already did)
         self._sampler: Sampler | None = Sampler(self._collector, include_children=bool(include_children),
                                                 since_process_start=bool(since_process_start),
-                                                t0_boot_ticks=t0_boot)
+                                                t0_boot_ticks=t0_boot, gpu=gpu if gpu.available else None)
 
     # ------------------------------------------------------------------ sampling
 
@@ -364,19 +365,34 @@ class ProcessMonitor:
         acc, _ = _accumulate(_parsed(self.get_samples()))
         return acc.build().to_json()
 
-    # ------------------------------------------------------------------ GPU (no collector yet)
+    # ------------------------------------------------------------------ GPU
 
     def is_gpu_enabled(self) -> bool:
-        """False: this version of denet has no GPU collector (a later one fills these methods)."""
-        return False
+        """True when the GPU collector (NVML) was found at start and has not stopped since."""
+        return self._monitor.gpu_collector().active
 
     def gpu_device_count(self) -> int:
-        return 0
+        """GPUs NVML showed at start (0 without the GPU collector)."""
+        return self._monitor.gpu_collector().device_count
 
     def get_gpu_summary(self) -> str:
-        cap = capabilities()["gpu"]
-        return json.dumps({"available": cap.available, "reason": cap.reason, "device_count": 0},
-                          separators=(",", ":"))
+        """JSON object: ``available``, ``reason`` (when not), ``device_count``, ``degraded`` (why the
+        collector stopped, when it did), ``devices`` (each GPU now, the fields of ``gpu_device``; []
+        without the collector) and the summary's GPU figures over the stored records, where they
+        carry GPU values (``peak_gpu_memory_used_bytes``, ``peak_gpu_tree_memory_bytes``, ...)."""
+        gpu = self._monitor.gpu_collector()
+        cap = capabilities(gpu)["gpu"]
+        out: dict = {"available": cap.available}
+        if cap.reason is not None:
+            out["reason"] = cap.reason
+        out["device_count"] = gpu.device_count
+        devices = gpu.read_devices() or []
+        if gpu.degraded is not None:
+            out["degraded"] = gpu.degraded
+        out["devices"] = devices
+        acc, _ = _accumulate(_parsed(self.get_samples()))
+        out.update(acc.gpu_fields())
+        return json.dumps(out, separators=(",", ":"))
 
     # ------------------------------------------------------------------ teardown
 

@@ -95,7 +95,8 @@ def _monitor(s: Settings):
     return Monitor(
         interval_ms=s.interval_ms, max_interval_ms=s.max_interval_ms, duration_s=s.duration_s,
         include_children=s.include_children, since_process_start=s.since_process_start,
-        write_env=s.write_env, labels=s.label_dict(), sinks=_sinks(s), live=live, warn=_err,
+        write_env=s.write_env, labels=s.label_dict(), sinks=_sinks(s), live=live, warn=_err, ledger=s.ledger,
+        gpu=s.gpu,
     )
 
 
@@ -152,7 +153,19 @@ def do_attach(s: Settings, args: list[str]) -> int:
 # ---------------------------------------------------------------------------- stats
 
 
-def do_stats(path: str, as_json: bool) -> int:
+def _stats_by_command(path: str, run_id: str | None):
+    """The run's process ledger by command (a polars frame), or None with a note when it has none."""
+    from .process_summaries import command_table, frame_of
+    from .readers import read_processes
+
+    procs, why = read_processes(path)
+    if procs is None:
+        _err(f"note: {why}")
+        return None
+    return command_table(frame_of(procs, run_id=run_id or "", path=path))
+
+
+def do_stats(path: str, as_json: bool, by: str | None = None) -> int:
     import json
 
     from .readers import effective_summary, read_run
@@ -164,7 +177,10 @@ def do_stats(path: str, as_json: bool) -> int:
     if len(rf.bad_lines) > 5:
         _err(f"skipped {len(rf.bad_lines) - 5} more unreadable lines")
     summ = effective_summary(rf)
+    by_cmd = _stats_by_command(path, None) if by == "command" else None
     if as_json:
+        if by == "command":
+            summ = {**summ, "by_command": by_cmd.to_dicts() if by_cmd is not None else None}
         sys.stdout.write(json.dumps(summ, separators=(",", ":")) + "\n")
         return 0
     lines = [f"file: {path}"]
@@ -179,6 +195,8 @@ def do_stats(path: str, as_json: bool) -> int:
         if f.name == "exact":
             continue
         v = summ.get(f.name)
+        if v is None and f.optional:  # the GPU figures: only for runs with GPU values
+            continue
         if v is None:
             shown = "missing (run was cut short)" if f.name in ("exit_code", "wall_time_secs", "cpu_user_secs",
                                                                "cpu_system_secs", "cpu_time_secs",
@@ -193,6 +211,13 @@ def do_stats(path: str, as_json: bool) -> int:
     if rf.summary is None:
         lines.append("note: no summary line (the run was cut short); sampled figures recomputed from "
                      f"{rf.records} records, exact figures missing")
+    if by_cmd is not None:
+        import shutil
+
+        from .summaries import render_table
+
+        lines += ["", "by command (process ledger):",
+                  render_table(by_cmd, kind="command", width=shutil.get_terminal_size((120, 24)).columns).rstrip()]
     sys.stdout.write("\n".join(lines) + "\n")
     return 0
 
@@ -242,7 +267,7 @@ def _emit_output(data: bytes | None) -> None:
 def do_summarize(paths, by, per_run, fmt, out, suggest, mem_headroom, runtime_headroom, skip_bad) -> int:
     import shutil
 
-    from .summaries import group_table, profile_yaml, run_table, write_output
+    from .summaries import by_command, group_table, profile_yaml, run_table, write_output
     from .summaries import suggest as suggest_resources
 
     skipped: list[str] = []
@@ -251,6 +276,8 @@ def do_summarize(paths, by, per_run, fmt, out, suggest, mem_headroom, runtime_he
         skipped.append(msg)
         _err(f"skipped {msg}")
 
+    if by_command(by) and not per_run and fmt != "snakemake-tsv":
+        return _summarize_by_command(paths, by, fmt, out, suggest, skip_bad, on_bad, skipped)
     runs = run_table(list(paths), skip_bad=skip_bad, on_bad=on_bad, progress=_ProgressBar("reading"),
                      on_note=lambda m: _err(f"note: {m}"))
     if runs.height == 0:
@@ -273,6 +300,25 @@ def do_summarize(paths, by, per_run, fmt, out, suggest, mem_headroom, runtime_he
         _emit_output(write_output(runs, fmt, out, kind="run", width=width, runs=runs))
     else:
         _emit_output(write_output(group_table(runs, by), fmt, out, kind="group", width=width, runs=runs))
+    return 0
+
+
+def _summarize_by_command(paths, by, fmt, out, suggest, skip_bad, on_bad, skipped) -> int:
+    """``summarize --by command``: the runs' process ledgers by command name (and the other keys)."""
+    import shutil
+
+    from .process_summaries import command_table, process_table
+    from .summaries import write_output
+
+    if suggest:
+        raise UsageError("--suggest sizes whole runs per rule; it does not go with --by command")
+    procs = process_table(list(paths), skip_bad=skip_bad, on_bad=on_bad, progress=_ProgressBar("reading"),
+                          on_note=lambda m: _err(f"note: {m}"))
+    if procs.height == 0:
+        raise DenetError("no process records found (runs written with the process ledger have them)"
+                         + (f" ({len(skipped)} files skipped)" if skipped else ""))
+    width = shutil.get_terminal_size((120, 24)).columns
+    _emit_output(write_output(command_table(procs, by), fmt, out, kind="command", width=width))
     return 0
 
 
@@ -337,6 +383,20 @@ def do_recover(paths, out) -> int:
             _err(f"skipped {msg}")
         state = "complete run" if r.complete else "run cut short: no summary record, exact figures missing"
         _err(f"recovered {dest}: {r.records} records, {r.rows} rows ({state})")
+    return 0
+
+
+def do_report(paths, out, fmt, by, title, width, height, series_runs, series_points, skip_bad) -> int:
+    from .report import Caps, report
+
+    res = report(list(paths), out, fmt=fmt, by=by, title=title, width=width, height=height,
+                 caps=Caps(series_runs=series_runs, series_points=series_points), skip_bad=skip_bad,
+                 on_bad=lambda m: _err(f"skipped {m}"), on_note=lambda m: _err(f"note: {m}"))
+    if res.format == "html":
+        _err(f"wrote {res.path}: {res.runs} runs in {res.groups} groups, {res.charts} charts, time series of "
+             f"{res.series_runs} runs")
+    else:
+        _err(f"wrote {res.path}")
     return 0
 
 
@@ -417,9 +477,12 @@ def build_click():
     @cli.command()
     @click.argument("file", type=click.Path(dir_okay=False))
     @click.option("--json", "-j", "as_json", is_flag=True, help="Print the summary as one JSON object.")
-    def stats(file, as_json):
+    @click.option("--by", "by", type=click.Choice(["command"]), default=None,
+                  help="Also break the run down by command name (from its process ledger): processes, CPU, peak "
+                       "RSS per command.")
+    def stats(file, as_json, by):
         """Summarise a saved record file (denet's JSON lines or Parquet, or the Rust denet's JSON lines)."""
-        return ("stats", file, as_json)
+        return ("stats", file, as_json, by)
 
     from .summaries import OUTPUT_FORMATS
 
@@ -427,7 +490,8 @@ def build_click():
     @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
     @click.option("--by", default=None, metavar="KEY[,KEY]",
                   help="Group by these labels or columns. Default: the rule label when any run has one, else the "
-                       "command.")
+                       "command line. A key `command` breaks the runs' process ledgers down by command name "
+                       "instead (--by command, --by rule,command).")
     @click.option("--per-run", is_flag=True, help="One row per run instead of one per group.")
     @click.option("--format", "-f", "fmt", type=click.Choice(OUTPUT_FORMATS), default="table", show_default=True,
                   help="Output format (snakemake-tsv: Snakemake's benchmark TSV, one row per run).")
@@ -472,6 +536,33 @@ def build_click():
         """
         return ("recover", kw)
 
+    @cli.command(context_settings={"max_content_width": 100})
+    @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+    @click.option("--output", "-o", "out", required=True, type=click.Path(dir_okay=False),
+                  help="The file to write: .html (a report of every run), .png or .svg (an image of one run).")
+    @click.option("--format", "-f", "fmt", type=click.Choice(["html", "png", "svg"]), default=None,
+                  help="Output format.  [default: from the extension of -o]")
+    @click.option("--by", default=None, metavar="KEY[,KEY]",
+                  help="Group by these labels or columns. Default: the rule label when any run has one, else the "
+                       "command.")
+    @click.option("--title", default=None, help="Title of the report or image.")
+    @click.option("--width", type=click.IntRange(min=300, max=10000), default=None,
+                  help="Image width in pixels.  [default: 1000]")
+    @click.option("--height", type=click.IntRange(min=300, max=10000), default=None,
+                  help="Image height in pixels.  [default: 800]")
+    @click.option("--series-runs", type=click.IntRange(min=0), default=50, show_default=True,
+                  help="HTML: embed the time series of at most this many runs.")
+    @click.option("--series-points", type=click.IntRange(min=10), default=1000, show_default=True,
+                  help="HTML: at most this many points per run's series (longer ones keep min and max per bucket).")
+    @click.option("--skip-bad", is_flag=True, help="Report a bad file (path and reason) and go on without it.")
+    def report(**kw):
+        """Write a self-contained HTML report of many runs, or a PNG/SVG image of one run.
+
+        PATH: record files, directories (searched recursively), globs or datasets, as for summarize. The HTML
+        file opens from disk with no network: the charting libraries and all data are inlined.
+        """
+        return ("report", kw)
+
     return cli
 
 
@@ -500,13 +591,15 @@ def _click_main(argv: list[str]) -> int:
     if res[0] == "attach":
         return do_attach(res[1], res[2])
     if res[0] == "stats":
-        return do_stats(res[1], res[2])
+        return do_stats(res[1], res[2], res[3])
     if res[0] == "summarize":
         return do_summarize(**res[1])
     if res[0] == "compact":
         return do_compact(**res[1])
     if res[0] == "recover":
         return do_recover(**res[1])
+    if res[0] == "report":
+        return do_report(**res[1])
     return 0  # pragma: no cover
 
 

@@ -8,6 +8,8 @@ Layout (readable by pyarrow, polars and DuckDB without denet)::
     DIR/rows/KEY=VALUE/part-0.parquet       the runs' rows (table ``rows``), hive-partitioned
                                             by the --by key(s); in each file the tree rows come
                                             first, in row groups of their own
+    DIR/processes.parquet                   the runs' process ledgers (table ``processes``),
+                                            when any run has one
 
 The dataset is built in a temporary directory beside DIR and renamed into place at the end, so
 DIR is either absent or complete. ``denet summarize DIR`` reads it with one query over
@@ -29,6 +31,7 @@ from .errors import InputError, UsageError
 __all__ = ["CompactResult", "compact"]
 
 FLUSH_ROWS = 1 << 20
+DATASET_PROCESSES = "processes.parquet"
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 
 
@@ -172,6 +175,7 @@ def compact(paths: str | os.PathLike | Iterable[str | os.PathLike], out_dir: str
                              KV["layout"].encode(): b"rows"})
     partitions: dict[tuple, _Partition] = {}
     run_rows: list[dict] = []
+    ledgers: list = []  # process ledgers (Arrow tables of the `processes` schema)
     seen: dict[str, str] = {}
 
     def bad(exc: InputError) -> None:
@@ -191,9 +195,10 @@ def compact(paths: str | os.PathLike | Iterable[str | os.PathLike], out_dir: str
                     raise InputError(f"{f}: already a compacted dataset; compact its source files instead")
                 entries = readers.entries_of(f, fmt)
                 if fmt in ("snakemake-tsv", "snakemake-jsonl"):
-                    tables = None
+                    tables = ledger = None
                 else:
                     tables = _rows_of(f, fmt, entries[0])
+                    ledger = readers.read_processes(f, fmt)[0] if fmt != "rust-jsonl" else None
             except InputError as exc:
                 bad(exc)
                 continue
@@ -219,6 +224,10 @@ def compact(paths: str | os.PathLike | Iterable[str | os.PathLike], out_dir: str
                        "summary_json": _dump(e.summary), "sampled_json": _dump(e.sampled)}
                 row.update(dict(zip(keys, values, strict=True)))
                 run_rows.append(row)
+                if ledger:
+                    from .sinks.parquet import process_table
+
+                    ledgers.append(process_table(ledger, e.run_id))
                 res.runs += 1
                 res.rows += n
         if progress is not None:
@@ -232,6 +241,8 @@ def compact(paths: str | os.PathLike | Iterable[str | os.PathLike], out_dir: str
                                    b"denet.dataset": b"1"})
         table = pa.Table.from_pylist(run_rows, schema=rsch)
         pq.write_table(table, os.path.join(tmp, "runs.parquet"), compression="zstd")
+        if ledgers:
+            pq.write_table(pa.concat_tables(ledgers), os.path.join(tmp, DATASET_PROCESSES), compression="zstd")
         marker = {"format": "denet-dataset", "version": 1, "schema_version": schema.SCHEMA_VERSION, "by": keys,
                   "runs": res.runs, "rows": res.rows, "partitions": res.partitions, "denet_version": __version__}
         with open(os.path.join(tmp, readers.DATASET_MARKER), "w") as fh:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["LiveLine", "fmt_bytes", "live_wanted"]
+__all__ = ["LiveLine", "fmt_bytes", "gpu_text", "live_wanted"]
 
 
 def live_wanted(fd: int = 2) -> bool:
@@ -34,6 +34,13 @@ def _colour(cpu: float, ncpu: int) -> str:
     return "\x1b[31m"
 
 
+def gpu_text(gpu) -> str:
+    """The live line's GPU part: the busiest GPU's utilisation and the tree's GPU memory."""
+    utils = [d.utilization_pct for d in gpu.devices if d.utilization_pct is not None]
+    util = f"{max(utils)}%" if utils else "-"
+    return f"  GPU {util} {fmt_bytes(gpu.memory_bytes)}"
+
+
 class LiveLine:
     """Rewrites one terminal line in place after each sample."""
 
@@ -60,6 +67,9 @@ class LiveLine:
             f"  THR {agg.thread_count}  PROC {procs}"
             f"  R {fmt_bytes(agg.disk_read_bytes)}  W {fmt_bytes(agg.disk_write_bytes)}"
         )
+        gpu = getattr(agg, "gpu", None)
+        if gpu is not None:
+            line += gpu_text(gpu)
         self._write(line)
         self.shown = True
 
@@ -73,6 +83,10 @@ class LiveLine:
         parts.append(f"peak rss {fmt_bytes(peak * 1024)}")
         parts.append(f"peak tree rss {fmt_bytes(summary.peak_mem_rss_kb * 1024)}")
         parts.append(f"max procs {summary.max_processes}")
+        if getattr(summary, "peak_gpu_tree_memory_bytes", None) is not None:
+            parts.append(f"peak gpu mem {fmt_bytes(summary.peak_gpu_tree_memory_bytes)}")
+        if getattr(summary, "max_gpu_utilization_pct", None) is not None:
+            parts.append(f"max gpu {summary.max_gpu_utilization_pct}%")
         if summary.exit_code is not None:
             parts.append(f"exit {summary.exit_code}")
         self._write(("\r\x1b[K" if self.shown else "") + "  ".join(parts) + "\n")

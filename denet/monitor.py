@@ -9,19 +9,28 @@ from __future__ import annotations
 
 import os
 import select
-import signal
+
+try:  # the C module under `signal`: the same functions and numbers, without building its enums at start
+    import _signal as signal
+except ImportError:  # pragma: no cover - other Python implementations
+    import signal
 import time
 
 from ._version import __version__
 from .collectors import process_collector
 from .errors import ProcessNotFound
-from .records import Capability, EnvRecord, Lscpu, Numa, RunHeader
+from .records import Capability, EnvRecord, Lscpu, Numa, ProcessRecord, RunHeader
 from .runner import FORWARDED_SIGNALS, Reaper, become_subreaper, exit_code_of, spawn
 from .sampler import Sampler, boot_ticks_now, interval_ms_at
 from .schema import SCHEMA_VERSION
 from .summary import EXACT_FIELDS
 
 __all__ = ["Monitor", "RunResult", "capabilities", "cmdline_of", "env_record"]
+
+# After a drain of the process ledger that found no event of the tree, its sockets are not watched
+# for this long (seconds): on a machine busy with other processes denet then wakes up at most
+# 1/LEDGER_QUIET_S times a second for them, and reads their events in batches.
+LEDGER_QUIET_S = 0.01
 
 
 class RunResult:
@@ -39,13 +48,21 @@ class RunResult:
         return f"RunResult(exit_code={self.exit_code!r}, pid={self.pid}, summary={self.summary!r})"
 
 
-def capabilities() -> dict:
-    """The optional sources and why they are off (none of them is collected by this version)."""
+def capabilities(gpu=None, ledger: tuple[bool, str | None] | None = None) -> dict:
+    """The optional sources: available, or why not. ``gpu``: the session's probed GPU collector
+    (:func:`denet.collectors.gpu.probe`); probed here, and released again, when not given.
+    ``ledger``: (available, reason) of the session's process ledger; None when it is off."""
+    if gpu is None:
+        from .collectors.gpu import probe
+
+        gpu = probe()
+        gpu.close()
     return {
-        "gpu": Capability(False, "no GPU collector in this version of denet"),
+        "gpu": Capability(*gpu.capability()),
         "ebpf": Capability(False, "no eBPF collector in this version of denet"),
         "psi": Capability(False, "pressure stall information is not collected by this version of denet"),
         "perf_hw": Capability(False, "hardware counters are not collected by this version of denet"),
+        "ledger": Capability(*ledger) if ledger is not None else Capability(False, "off (not requested)"),
     }
 
 
@@ -82,7 +99,8 @@ class Monitor:
 
     def __init__(self, *, interval_ms: int = 100, max_interval_ms: int = 1000, duration_s: float | None = None,
                  include_children: bool = True, since_process_start: bool = False, write_env: bool = False,
-                 labels: dict | None = None, sinks=(), live=None, warn=None) -> None:
+                 labels: dict | None = None, sinks=(), live=None, warn=None, ledger: bool | None = None,
+                 gpu: bool = True) -> None:
         self.interval_ms = interval_ms
         self.max_interval_ms = max_interval_ms
         self.duration_s = duration_s
@@ -96,6 +114,13 @@ class Monitor:
         self.warnings: list[str] = []
         self._stop = False
         self.info: dict = {}  # how the session ran, for --debug
+        self._gpu = None
+        self.gpu = gpu  # False: the GPU collector is off (--no-gpu), NVML is not even probed
+        # The process ledger (collectors/ledger.py): on with ``ledger=True`` (the CLI's default), off
+        # with False (--no-ledger) or None (not asked for: the Python API). Opened before CMD starts.
+        self.ledger = ledger
+        self._ledger = None
+        self._ledger_cap: tuple[bool, str | None] | None = None
 
     # ------------------------------------------------------------------ helpers
 
@@ -114,6 +139,64 @@ class Monitor:
                 self._warn(f"cannot write to {getattr(sink, 'name', 'output')}: {exc.strerror or exc}; "
                            "records from here on are lost, the command goes on")
 
+    def gpu_collector(self):
+        """The session's GPU collector, probed on first use (call it after CMD has started: the
+        probe may import pynvml). Its degradation is reported through ``warn``."""
+        if self._gpu is None:
+            from .collectors.gpu import GpuCollector, probe
+
+            self._gpu = probe() if self.gpu else GpuCollector(False, "off (--no-gpu)")
+            self._gpu.on_degrade = self._warn
+            self.info["gpu"] = self._gpu.device_count if self._gpu.available else "absent"
+        return self._gpu
+
+    # ------------------------------------------------------------------ the process ledger
+
+    def _open_ledger(self) -> None:
+        """Open the process ledger; before CMD starts, so that its fork and exec are not missed."""
+        if not self.ledger:
+            self._ledger_cap = None if self.ledger is None else (False, "off (--no-ledger)")
+            return
+        try:
+            from .collectors.ledger import open_ledger
+
+            self._ledger, avail, reason = open_ledger(True)
+        except Exception as exc:  # an optional collector never fails the run
+            self._ledger, avail, reason = None, False, f"the process ledger could not start: {exc}"
+        self._ledger_cap = (avail, reason)
+        self.info["ledger"] = getattr(self._ledger, "source", "off")
+
+    def _ledger_do(self, what: str, *args) -> None:
+        """Call the ledger and write the process records it hands back; a fault stops the ledger,
+        never the run."""
+        led = self._ledger
+        if led is None:
+            return
+        try:
+            for v in getattr(led, what)(*args) or ():
+                self._emit(ProcessRecord(**v))
+        except Exception as exc:
+            self._ledger = None
+            self._warn(f"the process ledger stopped ({what}: {exc}); the command goes on")
+            try:
+                led.close()
+            except Exception:
+                pass
+
+    def _close_ledger(self) -> None:
+        """The records of the processes not written yet; then the ledger is closed."""
+        led = self._ledger
+        if led is None:
+            return
+        self._ledger_do("finish")
+        self._ledger = None
+        if led.degraded:
+            self._warn(f"the process ledger stopped early: {led.degraded}")
+        if led.lost:
+            self._warn(f"the process ledger missed kernel events {led.lost} times (receive buffer full on a busy "
+                       "machine): some processes may be missing from it")
+        self.info["ledger_events"] = f"{led.kept}/{led.events}"
+
     def header(self, pid: int, argv: list[str], t0_ms: int) -> RunHeader:
         """The metadata record of a session on ``pid``."""
         try:
@@ -121,7 +204,8 @@ class Monitor:
         except OSError:
             exe = ""
         return RunHeader(
-            pid=pid, cmd=list(argv), executable=exe, t0_ms=t0_ms, capabilities=capabilities(),
+            pid=pid, cmd=list(argv), executable=exe, t0_ms=t0_ms,
+            capabilities=capabilities(self.gpu_collector(), self._ledger_cap),
             schema_version=SCHEMA_VERSION, denet_version=__version__, labels=self.labels,
             interval_ms=self.interval_ms, max_interval_ms=self.max_interval_ms,
             include_children=self.include_children, since_process_start=self.since_process_start,
@@ -138,9 +222,15 @@ class Monitor:
         ``sampler``: anything with ``sample()`` returning a record or None (the Python API passes a
         locked wrapper)."""
         poller = None
-        if pidfd is not None:
+        led = self._ledger
+        lfds = led.fds() if led is not None else ()
+        if pidfd is not None or lfds:
             poller = select.poll()
-            poller.register(pidfd, select.POLLIN)
+            if pidfd is not None:
+                poller.register(pidfd, select.POLLIN)
+            for fd in lfds:
+                poller.register(fd, select.POLLIN)
+        unmute_at = None  # the ledger's sockets are not watched until then (see LEDGER_QUIET_S)
         next_t = time.monotonic()
         while not self._stop:
             now = time.monotonic()
@@ -154,6 +244,8 @@ class Monitor:
                 if rec is None:
                     return
                 self._emit(rec)
+                if self._ledger is not None:
+                    self._ledger_do("observe", getattr(sampler, "last_readings", ()))
                 if self.live is not None:
                     self.live.update(getattr(rec, "aggregated", rec), elapsed)
                 now = time.monotonic()
@@ -161,9 +253,28 @@ class Monitor:
             wait = next_t - now
             if self.duration_s is not None:
                 wait = min(wait, start_mono + self.duration_s - now)
+            if unmute_at is not None:
+                wait = min(wait, unmute_at - now)
             wait = max(wait, 0.0)
             if poller is not None:
-                if poller.poll(wait * 1000.0):
+                ready = poller.poll(wait * 1000.0)
+                if lfds:
+                    if unmute_at is not None and time.monotonic() >= unmute_at:
+                        unmute_at = None
+                        for fd in lfds:
+                            poller.register(fd, select.POLLIN)
+                    if unmute_at is None and any(fd != pidfd for fd, _ in ready):
+                        self._ledger_do("drain")
+                        led = self._ledger
+                        if led is None or led.degraded is not None:  # its sockets are closed
+                            for fd in lfds:
+                                poller.unregister(fd)
+                            lfds = ()
+                        elif not led.tree_events_last_drain:
+                            unmute_at = time.monotonic() + LEDGER_QUIET_S
+                            for fd in lfds:
+                                poller.unregister(fd)
+                if pidfd is not None and any(fd == pidfd for fd, _ in ready):
                     return  # the root has exited
             else:
                 time.sleep(min(wait, 0.05))
@@ -193,7 +304,15 @@ class Monitor:
         t0_ms = int(time.time() * 1000)
         t0_boot = boot_ticks_now()
         self.info["subreaper"] = become_subreaper() if reap_all else False
-        child = spawn(argv, stdout=stdout, stderr=stderr)
+        self._open_ledger()
+        try:
+            child = spawn(argv, stdout=stdout, stderr=stderr)
+        except BaseException:
+            if self._ledger is not None:
+                self._ledger.close()
+                self._ledger = None
+            raise
+        self._ledger_do("track_root", child.pid, os.getpid(), child.start_mono, list(argv))
         old_handlers: dict = {}
         if forward_signals:
 
@@ -211,9 +330,11 @@ class Monitor:
             _raise_nofile()
         reaper = Reaper(child.pid, reap_all=reap_all, hwm_floor_kb=child.hwm_floor_kb)
         collector = process_collector(child.pid, include_children=self.include_children, adopt_orphans=reap_all)
+        gpu = self.gpu_collector()  # probed once CMD runs
         sampler = Sampler(collector, include_children=self.include_children,
                           since_process_start=self.since_process_start, t0_boot_ticks=t0_boot,
-                          reaped_cpu_secs=lambda: reaper.user_secs + reaper.system_secs)
+                          reaped_cpu_secs=lambda: reaper.user_secs + reaper.system_secs,
+                          gpu=gpu if gpu.available else None)
         self.info["collector"] = "proc" if getattr(collector, "fast", False) else "psutil"
         self.info["own_group"] = child.own_group
         try:
@@ -223,6 +344,8 @@ class Monitor:
                 return not reaper.reap()
 
             self.loop(sampler, child.pidfd, alive, child.start_mono)
+            if self._ledger is not None and not reaper.reap():
+                self._close_ledger()  # monitoring ended before CMD did (--duration): so does the ledger
             reaper.reap(block=True)
             end_mono = time.monotonic()
             # Descendants still running (orphans adopted by denet) count with what they used so far.
@@ -230,8 +353,17 @@ class Monitor:
             if reap_all and self.include_children:
                 sampler.last_readings = collector.read()[1]
                 live_user, live_sys = sampler.live_cpu_secs()
+            if self._ledger is not None:
+                if reaper.root_status is not None:
+                    self._ledger_do("set_exit", child.pid, reaper.root_status, reaper.root_end_mono)
+                self._ledger_do("observe", sampler.last_readings)
+                self._close_ledger()
         finally:
+            if self._ledger is not None:
+                self._ledger.close()
+                self._ledger = None
             collector.close()
+            gpu.close()
             child.close()
             for s, h in old_handlers.items():
                 signal.signal(s, h)
@@ -267,19 +399,30 @@ class Monitor:
             pidfd = None
         collector = process_collector(pid, include_children=self.include_children)
         self.info["collector"] = "proc" if getattr(collector, "fast", False) else "psutil"
+        gpu = self.gpu_collector()
         sampler = Sampler(collector, include_children=self.include_children,
-                          since_process_start=self.since_process_start, t0_boot_ticks=boot_ticks_now())
+                          since_process_start=self.since_process_start, t0_boot_ticks=boot_ticks_now(),
+                          gpu=gpu if gpu.available else None)
         old_handlers: dict = {}
         if handle_signals:
             for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 _set_handler(old_handlers, s, lambda *_: self.stop())
+        self._open_ledger()
+        self._ledger_do("seed", pid)
         try:
             self._start_records(pid, cmdline_of(pid), t0_ms)
             self.loop(sampler, pidfd, lambda: _pid_exists(pid), start)
             end = time.monotonic()
             user, system = sampler.live_cpu_secs()
+            if self._ledger is not None:
+                self._ledger_do("observe", sampler.last_readings)
+                self._close_ledger()
         finally:
+            if self._ledger is not None:
+                self._ledger.close()
+                self._ledger = None
             collector.close()
+            gpu.close()
             if pidfd is not None:
                 os.close(pidfd)
             for s, h in old_handlers.items():

@@ -53,6 +53,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("labels", ("--label",), "multi", (), "Attach KEY=VALUE to the run's metadata (repeatable).",
            "KEY=VALUE"),
     Option("no_update", ("--no-update",), "flag", False, "No live line on the terminal; only the final summary."),
+    Option("ledger", ("--no-ledger",), "neg", True,
+           "No process ledger (by default every process of the tree is listed with its exit status and cost, "
+           "from kernel process events where the kernel allows)."),
+    Option("gpu", ("--no-gpu",), "neg", True,
+           "Do not probe or sample NVIDIA GPUs (the probe loads NVML, which can take a moment on a GPU host)."),
     Option("debug", ("--debug",), "flag", False, "Print denet's own diagnostics on stderr."),
 )
 

@@ -37,6 +37,7 @@ __all__ = [
     "read_run",
     "row_tables",
     "scan_ndjson_tree_rows",
+    "read_processes",
     "scan_rows",
 ]
 
@@ -208,12 +209,17 @@ def _read_run_parquet(path: str) -> RunFile:
 def effective_summary(rf: RunFile) -> dict:
     """The summary to show for a file: its own summary line when the run finished, else the one
     computed from its records, with the exact part marked missing."""
+    from .schema import fields as schema_fields
+
     if rf.summary is not None:
         out = rf.computed.as_dict(keep_absent=True)
+        for f in schema_fields("summary"):  # optional fields (the GPU figures) only when there
+            if f.optional and f.name not in rf.summary:
+                out.pop(f.name, None)
         out.update({k: v for k, v in rf.summary.items() if k != "kind"})
         out.setdefault("exact", [f for f in EXACT_FIELDS if out.get(f) is not None])
         return out
-    out = rf.computed.as_dict(keep_absent=True)
+    out = rf.computed.as_dict()
     out["exact"] = []
     return out
 
@@ -345,6 +351,8 @@ def find_inputs(paths, *, on_skip: Callable[[str], None] | None = None) -> list[
                 walk(e.path)
                 continue
             name = e.name
+            if name.endswith(".processes.parquet"):
+                continue  # a run's process ledger: read with its run file
             if name.endswith((".jsonl", ".parquet")) and not name.startswith("."):
                 add(e.path)
             elif name.endswith(".journal"):
@@ -464,6 +472,9 @@ def parquet_entry(path: str, kv: dict | None = None) -> RunEntry:
 
     if kv is None:
         kv = parquet_kv(path)
+    if kv.get(KV["table"]) == "processes":
+        raise InputError(f"{path}: the process ledger of a run, not a run file (give the run's file, "
+                         f"{kv.get('denet.run_file') or 'NAME.parquet'})")
     if KV["metadata"] not in kv and KV["layout"] not in kv:
         raise InputError(f"{path}: a Parquet file, but not one written by denet (no {KV['metadata']} key)")
     sv = kv.get(KV["schema_version"])
@@ -868,3 +879,59 @@ def scan_rows(path: str, fmt: str | None = None) -> pl.LazyFrame:
 
     _rid, tree, procs = row_tables(path, fmt)
     return pl.from_arrow(pa.concat_tables([tree, procs])).lazy()
+
+
+# ------------------------------------------------------------------------------- the process ledger
+
+_PROCESS_PREFIX = b'{"kind":"process",'
+
+
+def read_processes(path: str, fmt: str | None = None) -> tuple[list[dict] | None, str | None]:
+    """The process ledger of one run file: ``(process records as dicts, None)``, or
+    ``(None, why not)`` for a run without one (written before the ledger, with --no-ledger, by
+    the Rust denet or Snakemake, or a Parquet run whose sibling file is missing). A journal's
+    last line cut short is dropped; other lines that are not records raise :class:`InputError`."""
+    import os
+
+    fmt = fmt or detect_format(path)
+    if fmt == "denet-parquet":
+        from .sinks.parquet import KV
+
+        kv = parquet_kv(path)
+        raw = kv.get(KV["processes"])
+        if raw is None:
+            return None, f"{path}: no process records (written without the process ledger)"
+        try:
+            info = json.loads(raw)
+            sibling = os.path.join(os.path.dirname(path), str(info["file"]))
+        except (ValueError, KeyError, TypeError):
+            raise InputError(f"{path}: the Parquet key {KV['processes']} is not valid") from None
+        if not os.path.exists(sibling):
+            return None, f"{path}: its process ledger {sibling} is missing (moved without it?)"
+        import pyarrow.parquet as pq
+
+        try:
+            rows = pq.read_table(sibling).to_pylist()
+        except Exception as exc:
+            raise InputError(f"{sibling}: cannot read the process ledger: {_short(exc)}") from None
+        for r in rows:
+            r.pop("run_id", None)
+        return rows, None
+    if fmt in ("denet-jsonl", "denet-journal"):
+        out: list[dict] = []
+        with _open(path) as fh:
+            for n, raw in enumerate(fh, 1):
+                if not raw.startswith(_PROCESS_PREFIX):
+                    continue
+                try:
+                    obj = json.loads(raw)
+                except (ValueError, UnicodeDecodeError):
+                    if fmt == "denet-journal" and not raw.endswith(b"\n"):
+                        break  # the run was killed while writing it
+                    raise InputError(f"{path}:{n}: not a JSON record") from None
+                out.append(obj)
+        return (out, None) if out else (None, f"{path}: no process records (written without the process ledger)")
+    if fmt == "denet-json":
+        found = [obj for kind, obj in iter_records(path) if kind == "process"]
+        return (found, None) if found else (None, f"{path}: no process records")
+    return None, f"{path}: no process records ({fmt} files have none)"

@@ -9,11 +9,14 @@ The field lists, their order and their types all come from :mod:`denet.schema`.
 
 from __future__ import annotations
 
-import json
 import math
 import os
-from json.encoder import encode_basestring as _js
 from operator import itemgetter as _itemgetter
+
+try:  # the C string escaper of the json package, without importing the package (and re) on `denet run`
+    from _json import encode_basestring as _js
+except ImportError:  # pragma: no cover - other Python implementations
+    from json.encoder import encode_basestring as _js
 
 from . import schema
 
@@ -22,9 +25,14 @@ __all__ = [
     "Capability",
     "Child",
     "EnvRecord",
+    "GpuAggregated",
+    "GpuDevice",
+    "GpuMetrics",
+    "GpuProcess",
     "Lscpu",
     "Metrics",
     "Numa",
+    "ProcessRecord",
     "RECORD_CLASSES",
     "RunHeader",
     "RunSummary",
@@ -32,17 +40,36 @@ __all__ = [
 ]
 
 
-def _fl(v) -> str:
-    if v is None:
+def _fl(v, digits: int = 3) -> str:
+    if v is None or v != v or v in _INFINITE:
         return "null"
-    v = float(v)
-    if math.isfinite(v):
-        return repr(round(v, 3))
-    return "null"
+    return repr(round(float(v), digits))
+
+
+_INFINITE = (math.inf, -math.inf)
 
 
 def _compact(v) -> str:
-    return json.dumps(_to_plain(v), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    """Compact JSON of a plain value (dicts, lists, strings, numbers, booleans, None, records)."""
+    if v is None:
+        return "null"
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if isinstance(v, str):
+        return _js(v)
+    if isinstance(v, int):
+        return str(int(v))
+    if isinstance(v, float):
+        return _fl(v)
+    if isinstance(v, _Record):
+        return v.to_json()
+    if isinstance(v, dict):
+        return "{" + ",".join(_js(str(k)) + ":" + _compact(x) for k, x in v.items()) + "}"
+    if isinstance(v, list | tuple):
+        return "[" + ",".join(_compact(x) for x in v) + "]"
+    raise TypeError(f"not JSON serialisable: {type(v).__name__}")
 
 
 class _Record(tuple):
@@ -84,7 +111,7 @@ def _to_plain(v):
 def _value_expr(ftype: str, var: str) -> str:
     """Python expression that renders ``var`` (known not to be None) as JSON text."""
     if ftype == "int":
-        return f"str(int({var}))"
+        return f"'%d' % {var}"
     if ftype == "float":
         return f"_fl({var})"
     if ftype == "str":
@@ -99,27 +126,41 @@ def _value_expr(ftype: str, var: str) -> str:
 
 
 def _source(record: str) -> str:
-    """Generated ``__new__`` and one-pass JSON body of ``record``."""
+    """Generated ``__new__`` and one-pass JSON body of ``record``.
+
+    The fields that are always present are rendered by one %-format; optional fields that are
+    set are appended after them (key order carries no meaning in JSON).
+    """
     flds = schema.fields(record)
     names = tuple(f.name for f in flds)
     # Trailing optional/nullable fields default to None; the others must be given.
     n_req = max((i + 1 for i, f in enumerate(flds) if not (f.optional or f.nullable)), default=0)
     params = ", ".join(n if i < n_req else f"{n}=None" for i, n in enumerate(names))
     lines = [f"def new_{record}(cls, {params}):", f"    return _tuple_new(cls, ({', '.join(names)},))", ""]
-    # Required fields always, nullable ones as null, optional ones left out when None.
+    fixed = [f for f in flds if not f.optional]
+    if not fixed:
+        raise ValueError(f"record {record!r} declares no field that is always present")
+    fmt, args = [], []
+    for f in fixed:
+        v = "v_" + f.name
+        if f.type == "int" and not f.nullable:
+            fmt.append(f'"{f.name}":%d')
+            args.append(v)
+        elif f.type == "float":
+            fmt.append(f'"{f.name}":%s')
+            args.append(f"_fl({v}, {int(f.digits)})" if f.digits else f"_fl({v})")  # digits: kept decimals
+        else:
+            fmt.append(f'"{f.name}":%s')
+            expr = _value_expr(f.type, v)
+            args.append(f"('null' if {v} is None else {expr})" if f.nullable else expr)
     lines.append(f"def body_{record}(self):")
     lines.append(f"    ({', '.join('v_' + n for n in names)},) = self")
-    lines.append("    parts = []")
+    lines.append(f"    s = {','.join(fmt)!r} % ({', '.join(args)},)")
     for f in flds:
-        v = "v_" + f.name
-        expr = _value_expr(f.type, v)
         if f.optional:
-            lines.append(f"    if {v} is not None: parts.append('\"{f.name}\":' + {expr})")
-        elif f.nullable or f.type == "float":
-            lines.append(f"    parts.append('\"{f.name}\":' + ('null' if {v} is None else {expr}))")
-        else:
-            lines.append(f"    parts.append('\"{f.name}\":' + {expr})")
-    lines.append("    return ','.join(parts)")
+            v = "v_" + f.name
+            lines.append(f"    if {v} is not None: s += ',\"{f.name}\":' + {_value_expr(f.type, v)}")
+    lines.append("    return s")
     return "\n".join(lines) + "\n\n"
 
 
@@ -194,6 +235,10 @@ def _make(record: str, class_name: str) -> type:
     return type(class_name, (_Record,), attrs)
 
 
+GpuDevice = _make("gpu_device", "GpuDevice")
+GpuProcess = _make("gpu_process", "GpuProcess")
+GpuMetrics = _make("gpu_metrics", "GpuMetrics")
+GpuAggregated = _make("gpu_aggregated", "GpuAggregated")
 Metrics = _make("metrics", "Metrics")
 Aggregated = _make("aggregated", "Aggregated")
 Child = _make("child", "Child")
@@ -204,7 +249,9 @@ Lscpu = _make("lscpu", "Lscpu")
 Numa = _make("numa", "Numa")
 EnvRecord = _make("env", "EnvRecord")
 RunSummary = _make("summary", "RunSummary")
+ProcessRecord = _make("process", "ProcessRecord")
 
 RECORD_CLASSES: dict[str, type] = {
-    c._record: c for c in (Metrics, Aggregated, Child, TreeSample, Capability, RunHeader, Lscpu, Numa, EnvRecord, RunSummary)
+    c._record: c for c in (Metrics, Aggregated, Child, TreeSample, Capability, RunHeader, Lscpu, Numa, EnvRecord, RunSummary,
+                           GpuDevice, GpuProcess, GpuMetrics, GpuAggregated, ProcessRecord)
 }

@@ -11,8 +11,9 @@ aggregated counters keep what processes that have ended had done, so they never 
 from __future__ import annotations
 
 import time
+from operator import sub as _sub
 
-from .records import Aggregated, Child, Metrics, TreeSample
+from .records import Aggregated, Child, GpuAggregated, GpuDevice, GpuMetrics, GpuProcess, Metrics, TreeSample
 from .summary import SummaryAccumulator
 
 __all__ = ["Sampler", "boot_ticks_now", "interval_ms_at"]
@@ -30,21 +31,24 @@ def interval_ms_at(elapsed_s: float, base_ms: float, max_ms: float) -> float:
 
 
 class _State:
-    __slots__ = ("base", "last_cpu", "last_t", "last")
+    __slots__ = ("base", "last_cpu", "last_t", "last", "raw")
 
     def __init__(self, base, cpu, t) -> None:
         self.base = base
         self.last_cpu = cpu
         self.last_t = t
         self.last = (0, 0, 0, 0, 0, 0)
+        self.raw = None
 
 
 class Sampler:
     """Turns ``collector.read()`` into :class:`TreeSample` (or :class:`Metrics` without children)."""
 
     def __init__(self, collector, *, include_children: bool = True, since_process_start: bool = False,
-                 t0_boot_ticks: int | None = None, reaped_cpu_secs=None) -> None:
+                 t0_boot_ticks: int | None = None, reaped_cpu_secs=None, gpu=None) -> None:
         self.collector = collector
+        # The GPU collector (collectors.gpu.GpuCollector) when it is available, else None.
+        self.gpu = gpu
         self.include_children = include_children
         self.since_process_start = since_process_start
         # Processes that started at or after this instant (clock ticks since boot) count from zero.
@@ -65,7 +69,7 @@ class Sampler:
         self._tree_cpu: float | None = None
         self._tree_t = 0.0
 
-    def _metrics(self, r, ts_ms: int, t: float, net: tuple[int, int]) -> tuple[Metrics, _State]:
+    def _metrics(self, r, ts_ms: int, t: float, net: tuple[int, int], gpu=None) -> tuple[Metrics, _State]:
         key = (r.pid, r.start)
         st = self._state.get(key)
         if st is None and key in self._departed:
@@ -87,17 +91,19 @@ class Sampler:
                 st.last_t = t
             else:
                 cpu = 0.0
-        b = st.base
-        last = st.last
-        vals = tuple(max(c - b[i], last[i]) for i, c in enumerate(counters))
-        st.last = vals
+        if counters == st.raw:  # nothing moved since the last reading (an idle process)
+            vals = st.last
+        else:
+            # deltas against the baseline, never below what was reported before
+            vals = st.last = tuple(map(max, map(_sub, counters, st.base), st.last))
+            st.raw = counters
         hwm = r.hwm_kb if r.hwm_kb is not None else r.rss_kb
         if hwm > self.peak_hwm_kb:
             self.peak_hwm_kb = hwm
         m = Metrics(ts_ms, cpu, r.rss_kb, r.vms_kb, vals[0], vals[1], net[0], net[1], r.threads, r.uptime_secs,
                     r.cpu_core,
                     vals[2] if r.rchar is not None else None, vals[3] if r.wchar is not None else None,
-                    vals[4] if r.minflt is not None else None, vals[5] if r.majflt is not None else None)
+                    vals[4] if r.minflt is not None else None, vals[5] if r.majflt is not None else None, gpu)
         return m, st
 
     def _net(self, root_alive: bool) -> tuple[int, int]:
@@ -124,10 +130,13 @@ class Sampler:
             return None
         net = self._net(root is not None)
         self.last_readings = ([root] if root is not None else []) + kids
+        gpu_root = gpu_tree = None
+        if self.gpu is not None and root is not None:
+            gpu_root, gpu_tree = self._gpu_values(root.pid, kids if self.include_children else ())
         if not self.include_children:
             if root is None:
                 return None
-            m, _ = self._metrics(root, ts_ms, t, net)
+            m, _ = self._metrics(root, ts_ms, t, net, gpu_root)
             self.summary.add_record(m)
             return m
         parent = None
@@ -137,7 +146,7 @@ class Sampler:
         rss = vms = threads = 0
         any_syscall = self._gone_any_syscall
         if root is not None:
-            parent, _ = self._metrics(root, ts_ms, t, net)
+            parent, _ = self._metrics(root, ts_ms, t, net, gpu_root)
             live.add((root.pid, root.start))
         children = []
         zero = (0, 0)
@@ -178,10 +187,35 @@ class Sampler:
                 ts_ms, cpu, rss, vms, tot[0] + g[0], tot[1] + g[1], net[0], net[1], threads, 1 + len(children),
                 parent.uptime_secs,
                 tot[2] + g[2] if any_syscall else None, tot[3] + g[3] if any_syscall else None,
-                tot[4] + g[4], tot[5] + g[5],
+                tot[4] + g[4], tot[5] + g[5], gpu=gpu_tree,
             )
             self.summary.add_record(agg)
         return TreeSample(ts_ms, parent, children, agg)
+
+    def _gpu_values(self, root_pid: int, kids) -> tuple[GpuMetrics | None, GpuAggregated | None]:
+        """The root's and the tree's GPU objects from one reading of the GPU collector (None, None
+        when it gives nothing, for example once it has degraded). The collector reports every
+        process on every GPU; the tree's are picked here by pid."""
+        got = self.gpu.read()
+        if got is None:
+            return None, None
+        devs, per_pid = got
+        devices = [GpuDevice(**d) for d in devs]
+        mine = per_pid.get(root_pid, ())
+        root_procs = [GpuProcess(**e) for e in mine]
+        root = GpuMetrics(sum(p.memory_bytes or 0 for p in root_procs), _sm_sum(root_procs), root_procs, devices)
+        if not self.include_children:
+            return root, None
+        tree = list(root_procs)
+        if per_pid:
+            kid_pids = {r.pid for r in kids}
+            for pid in sorted(per_pid):
+                if pid != root_pid and pid in kid_pids:
+                    tree += [GpuProcess(**e) for e in per_pid[pid]]
+        tree.sort(key=lambda p: (p.pid, p.device))
+        agg = GpuAggregated(sum(p.memory_bytes or 0 for p in tree), len({p.pid for p in tree}), _sm_sum(tree),
+                            tree, devices)
+        return root, agg
 
     def _forget_gone(self, live: set) -> None:
         self._departed = {}
@@ -203,6 +237,11 @@ class Sampler:
             user += u
             system += max(total - u, 0.0)
         return user, system
+
+
+def _sm_sum(procs) -> float | None:
+    vals = [p.sm_utilization_pct for p in procs if p.sm_utilization_pct is not None]
+    return sum(vals) if vals else None
 
 
 def boot_ticks_now() -> int:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "OUTPUT_FORMATS",
+    "by_command",
     "default_by",
     "group_table",
     "profile_yaml",
@@ -45,7 +46,10 @@ OnBad = Callable[[str], None]
 
 # Summary fields that are sampled (recomputed from rows when a run has no summary record).
 _SUMMARY = [f for f in schema.fields("summary") if f.name != "exact"]
-_SAMPLED = [f.name for f in _SUMMARY if f.name not in EXACT_FIELDS]
+# GPU figures come from the summary record only (a run cut short has none here; `denet stats` recomputes
+# them from the records). Their columns are left out of both tables when no run has GPU values.
+_GPU = tuple(f.name for f in _SUMMARY if "gpu" in f.name)
+_SAMPLED = [f.name for f in _SUMMARY if f.name not in EXACT_FIELDS and f.name not in _GPU]
 _ROW_ONLY = ("max_cpu_usage", "peak_mem_vms_kb")  # per-run figures that only rows (or Snakemake) give
 
 
@@ -239,13 +243,14 @@ def _label_columns(entries: list) -> tuple[list[str], dict[str, str]]:
 
 def run_table(paths: str | os.PathLike | Iterable[str | os.PathLike], *, skip_bad: bool = False,
               on_bad: OnBad | None = None, progress: Progress | None = None,
-              on_note: OnBad | None = None) -> pl.DataFrame:
+              on_note: OnBad | None = None, entries_out: list | None = None) -> pl.DataFrame:
     """One row per run (the ``run`` table of docs/schema.md) for files, directories and globs.
 
     A bad file raises :class:`~denet.errors.InputError` naming it; with ``skip_bad`` it is passed
     to ``on_bad`` (path and reason) and left out. ``progress(done, total)`` is called as files
     are opened. A run found in two files (the same run id) is counted once and reported to
-    ``on_note``.
+    ``on_note``. ``entries_out``, when given, receives the runs' :class:`~denet.readers.RunEntry`
+    objects (metadata, env, summary records), in the order of the rows.
     """
 
     rd = _Reader(skip_bad, on_bad)
@@ -303,7 +308,9 @@ def run_table(paths: str | os.PathLike | Iterable[str | os.PathLike], *, skip_ba
         stats += _dataset_stats(d, es, rd)
     if rd.bad_sources:
         entries = [e for e in entries if e.path not in rd.bad_sources and e.source.split("#")[0] not in rd.bad_sources]
-    return _assemble(entries, stats)
+    if entries_out is not None:
+        entries_out.extend(entries)
+    return _drop_absent_gpu(_assemble(entries, stats))
 
 
 _NUM = (int, float)
@@ -446,8 +453,21 @@ def group_table(runs: pl.DataFrame, by: str | Sequence[str] | None = None) -> pl
     aggs += [_stat_expr(f, runs) for f in out_fields if f.stat is not None]
     g = runs.group_by(keys).agg(aggs).sort(keys, nulls_last=True)
     dt = {f.name: schema.polars_dtype(f.type) for f in out_fields if f.placeholder is None}
-    return g.select([pl.col(f.name).cast(dt[f.name], strict=False) if f.name in dt else pl.col(f.name)
-                     for f in out_fields])
+    return _drop_absent_gpu(g.select([pl.col(f.name).cast(dt[f.name], strict=False) if f.name in dt else pl.col(f.name)
+                                      for f in out_fields]))
+
+
+def _gpu_columns() -> set[str]:
+    """The run and group columns of GPU figures."""
+    return set(_GPU) | {f.name for f in schema.table_fields("group") if f.source in _GPU}
+
+
+def _drop_absent_gpu(df: pl.DataFrame) -> pl.DataFrame:
+    """Without GPU values in any run, the GPU columns are left out (present only when some run has them)."""
+    cols = [c for c in df.columns if c in _gpu_columns()]
+    if cols and df.select(cols).null_count().row(0) == (df.height,) * len(cols):
+        return df.drop(cols)
+    return df
 
 
 def summarize(paths: str | os.PathLike | Iterable[str | os.PathLike], by: str | Sequence[str] | None = None,
@@ -456,7 +476,17 @@ def summarize(paths: str | os.PathLike | Iterable[str | os.PathLike], by: str | 
     """Summaries of the runs in ``paths`` (files, directories searched recursively, globs):
     one row per group of ``by`` (default: the ``rule`` label, else the command), or one row per
     run with ``per_run``. Returns a polars DataFrame whose columns are the contract of
-    docs/schema.md (tables ``group`` and ``run``)."""
+    docs/schema.md (tables ``group`` and ``run``). A ``by`` that names ``command`` (``"command"``,
+    ``"rule,command"``) breaks the runs' process ledgers down by command name instead (table
+    ``command_group``; runs without a ledger are counted in a note)."""
+    if not per_run and by_command(by):
+        from .process_summaries import command_table, process_table
+
+        procs = process_table(paths, skip_bad=skip_bad, on_bad=on_bad, progress=progress, on_note=on_note)
+        if procs.height == 0:
+            raise InputError("no process records found in " + ", ".join(
+                map(str, [paths] if isinstance(paths, str | os.PathLike) else paths)))
+        return command_table(procs, by)
     runs = run_table(paths, skip_bad=skip_bad, on_bad=on_bad, progress=progress, on_note=on_note)
     if runs.height == 0:
         raise InputError("no runs found in " + ", ".join(map(str, [paths] if isinstance(paths, str | os.PathLike)
@@ -464,6 +494,14 @@ def summarize(paths: str | os.PathLike | Iterable[str | os.PathLike], by: str | 
     if per_run:
         return runs
     return group_table(runs, by)
+
+
+def by_command(by: str | Sequence[str] | None) -> bool:
+    """Whether the --by keys name ``command``: the per-command breakdown of the process ledger."""
+    if by is None:
+        return False
+    keys = [by] if isinstance(by, str) else list(by)
+    return any(x.strip() == "command" for k in keys for x in str(k).split(","))
 
 
 # ------------------------------------------------------------------------------- suggestions
@@ -583,13 +621,22 @@ _SHORT = {"wall_time_secs": "wall", "cpu_time_secs": "cpu", "cores": "cores", "p
           "syscall_read_bytes": "rchar", "syscall_write_bytes": "wchar", "avg_cpu_usage": "cpu%",
           "max_cpu_usage": "cpu% max", "max_processes": "procs", "max_threads": "threads",
           "threads": "req thr", "cpu_efficiency": "eff", "exit_code": "exit", "total_disk_read_bytes": "read",
-          "total_disk_write_bytes": "write", "peak_mem_vms_kb": "vms", "path": "file"}
+          "total_disk_write_bytes": "write", "peak_mem_vms_kb": "vms", "path": "file",
+          "peak_gpu_tree_memory_bytes": "gpu mem", "peak_gpu_memory_used_bytes": "gpu dev mem",
+          "max_gpu_utilization_pct": "gpu% max", "avg_gpu_utilization_pct": "gpu%", "gpu_device_count": "gpus"}
+_SHORT.update({"peak_rss_kb": "rss", "processes": "procs", "sources": "source"})  # the command table
 # Which columns to keep when the terminal is narrow, most wanted first.
-_GROUP_PRIORITY = ("runs", "failed", "wall_time_secs_max", "peak_mem_rss_kb_max", "cores_mean", "cpu_time_secs_sum",
+_COMMAND_PRIORITY = ("processes", "cpu_time_secs_sum", "peak_rss_kb_max", "failed", "runs", "wall_time_secs_max",
+                     "sources", "cpu_time_secs_max", "disk_read_bytes_sum", "disk_write_bytes_sum", "running",
+                     "peak_rss_kb_mean", "cpu_time_secs_mean", "wall_time_secs_sum", "syscall_read_bytes_sum",
+                     "syscall_write_bytes_sum")
+_GROUP_PRIORITY = ("runs", "failed", "wall_time_secs_max", "peak_mem_rss_kb_max", "cores_mean",
+                   "peak_gpu_tree_memory_bytes_max", "max_gpu_utilization_pct_max", "cpu_time_secs_sum",
                    "wall_time_secs_mean", "peak_mem_rss_kb_mean", "cpu_efficiency_mean", "wall_time_secs_p95",
                    "peak_mem_rss_kb_p95", "cores_max", "peak_process_rss_kb_max", "disk_read_bytes_sum",
                    "disk_write_bytes_sum", "incomplete", "cores_p95", "cpu_time_secs_mean", "max_processes_max")
 _RUN_PRIORITY = ("exit_code", "wall_time_secs", "cpu_time_secs", "cores", "peak_mem_rss_kb", "peak_process_rss_kb",
+                 "peak_gpu_tree_memory_bytes", "max_gpu_utilization_pct", "peak_gpu_memory_used_bytes",
                  "max_cpu_usage", "total_disk_read_bytes", "total_disk_write_bytes", "max_processes", "complete",
                  "path")
 
@@ -642,13 +689,14 @@ def _clip(text: str, n: int) -> str:
 def render_table(df: pl.DataFrame, *, kind: str = "group", width: int = 100) -> str:
     """A plain-text table that fits ``width`` columns: the most wanted columns first, human
     units; the rest are named in a last line (``--format csv`` or ``json`` shows every column)."""
-    table = "group" if kind == "group" else "run"
+    table = {"group": "group", "command": "command_group"}.get(kind, "run")
+    grouped = kind in ("group", "command")
     declared = {f.name: f for f in schema.table_fields(table)}
     static = set(declared)
     keys = [c for c in df.columns if c not in static]
-    if kind != "group":
+    if not grouped:
         keys = [c for c in keys if c not in ("path", "format", "run_id")] or []
-    prio = _GROUP_PRIORITY if kind == "group" else _RUN_PRIORITY
+    prio = _COMMAND_PRIORITY if kind == "command" else _GROUP_PRIORITY if grouped else _RUN_PRIORITY
     wanted = [c for c in prio if c in df.columns]
     rows = list(df.iter_rows(named=True))
 
@@ -661,7 +709,7 @@ def render_table(df: pl.DataFrame, *, kind: str = "group", width: int = 100) -> 
 
     key_cells = {k: [_clip("-" if r[k] is None else str(r[k]), 40) for r in rows] for k in keys}
     cols: list[tuple[str, list[str], bool]] = [(k, key_cells[k], False) for k in keys]
-    if kind != "group" and not keys:
+    if not grouped and not keys:
         cols.append(("command", [_clip(str(r.get("command") or "-"), 40) for r in rows], False))
     used = sum(max([len(k)] + [len(x) for x in cells]) + 2 for k, cells, _ in cols)
     chosen: list[str] = []
@@ -675,9 +723,9 @@ def render_table(df: pl.DataFrame, *, kind: str = "group", width: int = 100) -> 
             used += w
         else:
             hidden.append(c)
-    order = [c for c in df.columns if c in chosen] if kind == "group" else chosen
+    order = [c for c in df.columns if c in chosen] if grouped else chosen
     for c in order:
-        cols.append((_header(c, declared.get(c)), col_cells(c), c not in ("path", "complete")))
+        cols.append((_header(c, declared.get(c)), col_cells(c), c not in ("path", "complete", "sources")))
     widths = [max([len(h)] + [len(x) for x in cells]) for h, cells, _ in cols]
     lines = ["  ".join(h.rjust(w) if num else h.ljust(w) for (h, _, num), w in zip(cols, widths, strict=True)).rstrip()]
     for i in range(len(rows)):
@@ -685,6 +733,6 @@ def render_table(df: pl.DataFrame, *, kind: str = "group", width: int = 100) -> 
                                for (_, cells, num), w in zip(cols, widths, strict=True)).rstrip())
     extra = len([c for c in df.columns if c not in chosen and c not in keys])
     if extra:
-        lines.append(f"({len(rows)} {'groups' if kind == 'group' else 'runs'}; {extra} more columns with "
+        lines.append(f"({len(rows)} {'groups' if grouped else 'runs'}; {extra} more columns with "
                      "--format csv or json)")
     return "\n".join(lines) + "\n"

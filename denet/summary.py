@@ -17,7 +17,9 @@ EXACT_FIELDS = ("exit_code", "wall_time_secs", "cpu_user_secs", "cpu_system_secs
 class SummaryAccumulator:
     """Feeds on aggregated values, one record at a time."""
 
-    __slots__ = ("count", "max_processes", "max_threads", "peak_rss", "cpu_sum", "last", "first_ts", "last_ts")
+    __slots__ = ("count", "max_processes", "max_threads", "peak_rss", "cpu_sum", "last", "first_ts", "last_ts",
+                 "gpu_seen", "gpu_devices", "gpu_peak_used", "gpu_peak_tree", "gpu_max_util", "gpu_util_sum",
+                 "gpu_util_n")
 
     def __init__(self) -> None:
         self.count = 0
@@ -28,6 +30,14 @@ class SummaryAccumulator:
         self.last = (0, 0, 0, 0, 0, 0)  # disk r/w, syscall r/w, net rx/tx of the last record
         self.first_ts: int | None = None
         self.last_ts: int | None = None
+        # GPU figures (records with a `gpu` object only)
+        self.gpu_seen = False
+        self.gpu_devices = 0
+        self.gpu_peak_used: int | None = None
+        self.gpu_peak_tree = 0
+        self.gpu_max_util: int | None = None
+        self.gpu_util_sum = 0.0
+        self.gpu_util_n = 0
 
     def add(self, ts_ms, cpu_usage, mem_rss_kb, thread_count, process_count, disk_read, disk_write,
             syscall_read, syscall_write, net_rx, net_tx) -> None:
@@ -50,6 +60,26 @@ class SummaryAccumulator:
         self.add(rec.ts_ms, rec.cpu_usage, rec.mem_rss_kb, rec.thread_count, getattr(rec, "process_count", 1),
                  rec.disk_read_bytes, rec.disk_write_bytes, rec.syscall_read_bytes, rec.syscall_write_bytes,
                  rec.sys_net_rx_bytes, rec.sys_net_tx_bytes)
+        g = rec.gpu
+        if g is not None:
+            self.add_gpu(g.memory_bytes, [(d.memory_used_bytes, d.utilization_pct) for d in g.devices])
+
+    def add_gpu(self, tree_memory_bytes, devices) -> None:
+        """One record's GPU values: the tree's (or root's) GPU memory and (memory used, utilisation %)
+        of each device (None where unknown)."""
+        self.gpu_seen = True
+        if len(devices) > self.gpu_devices:
+            self.gpu_devices = len(devices)
+        if isinstance(tree_memory_bytes, int) and tree_memory_bytes > self.gpu_peak_tree:
+            self.gpu_peak_tree = tree_memory_bytes
+        for used, util in devices:
+            if used is not None and (self.gpu_peak_used is None or used > self.gpu_peak_used):
+                self.gpu_peak_used = used
+            if util is not None:
+                if self.gpu_max_util is None or util > self.gpu_max_util:
+                    self.gpu_max_util = util
+                self.gpu_util_sum += util
+                self.gpu_util_n += 1
 
     def add_dict(self, d: dict) -> None:
         """Add aggregated values or a sample read back from a file (missing numbers count as 0)."""
@@ -65,6 +95,17 @@ class SummaryAccumulator:
                  num("disk_read_bytes"), num("disk_write_bytes"), num("syscall_read_bytes"),
                  num("syscall_write_bytes"), num("sys_net_rx_bytes", "net_rx_bytes"),
                  num("sys_net_tx_bytes", "net_tx_bytes"))
+        g = d.get("gpu")
+        if isinstance(g, dict):
+            devs = g.get("devices")
+
+            def val(x, key):
+                v = x.get(key) if isinstance(x, dict) else None
+                return int(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+            self.add_gpu(val(g, "memory_bytes"),
+                         [(val(x, "memory_used_bytes"), val(x, "utilization_pct")) for x in devs]
+                         if isinstance(devs, list) else [])
 
     def elapsed_secs(self) -> float:
         if self.first_ts is None or self.last_ts is None:
@@ -99,4 +140,17 @@ class SummaryAccumulator:
             cpu_time_secs=cpu_time,
             peak_process_rss_kb=peak_process_rss_kb,
             exact=list(exact),
+            **self.gpu_fields(),
         )
+
+    def gpu_fields(self) -> dict:
+        """The summary's GPU fields; {} when no record had GPU values (they are left out)."""
+        if not self.gpu_seen:
+            return {}
+        return {
+            "gpu_device_count": self.gpu_devices,
+            "peak_gpu_memory_used_bytes": self.gpu_peak_used,
+            "peak_gpu_tree_memory_bytes": self.gpu_peak_tree,
+            "max_gpu_utilization_pct": self.gpu_max_util,
+            "avg_gpu_utilization_pct": self.gpu_util_sum / self.gpu_util_n if self.gpu_util_n else None,
+        }

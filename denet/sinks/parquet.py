@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "JOURNAL_SUFFIX",
     "KV",
+    "PROCESSES_SUFFIX",
     "ParquetSink",
     "Recovered",
     "RowBuilder",
@@ -38,8 +39,11 @@ __all__ = [
     "journal_path",
     "jsonl_tables",
     "journal_to_parquet",
+    "process_table",
+    "processes_path",
     "read_journal",
     "run_id_of",
+    "write_processes_parquet",
     "write_rows_parquet",
 ]
 
@@ -52,6 +56,8 @@ KV = {
     "env": "denet.env",
     "summary": "denet.summary",
     "layout": "denet.layout",
+    "processes": "denet.processes",  # a run file: its process ledger's sibling file and row count (JSON)
+    "table": "denet.table",  # a sibling file: which table it holds ("processes")
 }
 ROW_GROUP_ROWS = 1 << 20
 
@@ -124,6 +130,7 @@ class RowBuilder:
         self._tree: list = []  # tree aggregates, or plain samples
         self._root: list = []
         self._child: list = []
+        self.processes: list[dict] = []  # `process` records (the process ledger), in file order
 
     def add(self, kind: str, obj: dict) -> None:
         if kind == "tree":
@@ -157,6 +164,8 @@ class RowBuilder:
                 self.env = obj
         elif kind == "summary":
             self.summary = obj
+        elif kind == "process":
+            self.processes.append(obj)
 
     @property
     def row_count(self) -> int:
@@ -458,6 +467,71 @@ def write_rows_parquet(dest: str, tables: tuple[pa.Table, ...], kv: dict[str, st
         raise
 
 
+# -- the process ledger: a sibling file (see the `processes` table in schemas/records.json)
+
+PROCESSES_SUFFIX = ".processes.parquet"
+
+
+def processes_path(dest: str) -> str:
+    """The process ledger's file beside a Parquet run file: NAME.processes.parquet for NAME.parquet."""
+    base = dest[: -len(".parquet")] if dest.lower().endswith(".parquet") else dest
+    return base + PROCESSES_SUFFIX
+
+
+def process_table(processes: list[dict], run_id: str) -> pa.Table:
+    """`process` records (dicts) as an Arrow table of the ``processes`` schema, built through
+    pyarrow's JSON reader (no pandas, see :func:`_table`)."""
+    import io
+
+    import pyarrow.json as pj
+
+    sch = schema.arrow_table_schema("processes")
+    if not processes:
+        return _empty(sch)
+    types = {f.name: f.type for f in schema.table_fields("processes")}
+    lines = []
+    for obj in processes:
+        row = {}
+        for n, t in types.items():
+            if n == "run_id":
+                continue
+            v = obj.get(n)
+            if t.startswith("list<"):
+                row[n] = [str(x) for x in v] if isinstance(v, list) else None
+            else:
+                row[n] = _coerce(v, t)
+        lines.append(json.dumps(row, separators=(",", ":"), allow_nan=False))
+    body = pa_schema_without_run_id(sch)
+    t = pj.read_json(io.BytesIO("\n".join(lines).encode()), read_options=_read_options(sum(map(len, lines))),
+                     parse_options=pj.ParseOptions(explicit_schema=body, unexpected_field_behavior="ignore"))
+    return _with_run_id(t, run_id, sch)
+
+
+def write_processes_parquet(dest: str, table: pa.Table, run_id: str, run_file: str) -> None:
+    """Write the process ledger of a run to ``dest`` atomically (temporary name, fsync, rename)."""
+    import pyarrow.parquet as pq
+
+    d, base = os.path.split(os.path.abspath(dest))
+    tmp = os.path.join(d, f".{base}.tmp-{os.getpid()}")
+    kv = {KV["schema_version"]: str(SCHEMA_VERSION), KV["run_id"]: run_id, KV["table"]: "processes",
+          "denet.run_file": run_file}
+    sch = table.schema.with_metadata({**(table.schema.metadata or {}), **{k.encode(): v.encode() for k, v in kv.items()}})
+    try:
+        pq.write_table(table.replace_schema_metadata(sch.metadata), tmp, compression="zstd")
+        fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, dest)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
 class Recovered:
     """What a journal held and where it went."""
 
@@ -519,7 +593,12 @@ def journal_to_parquet(journal: str, dest: str | None = None, *, remove_journal:
         if dest is None:
             raise ValueError(f"{journal}: not a journal name (.NAME.journal); give the destination")
     b, rid, tree, procs, bad = jsonl_tables(journal, lenient_last_line=True)
-    write_rows_parquet(dest, (tree, procs), b.kv_metadata(rid))
+    kv = b.kv_metadata(rid)
+    if b.processes:  # the ledger first: a run file that names it finds it complete
+        sibling = processes_path(dest)
+        write_processes_parquet(sibling, process_table(b.processes, rid), rid, os.path.basename(dest))
+        kv[KV["processes"]] = json.dumps({"file": os.path.basename(sibling), "rows": len(b.processes)})
+    write_rows_parquet(dest, (tree, procs), kv)
     if remove_journal:
         try:
             os.unlink(journal)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import os
+import json
+import subprocess
+import sys
 
 import pytest
 
@@ -32,11 +34,23 @@ sys.exit(subprocess.run([sys.executable, "-c", code]).returncode)
 """
 
 
+_HARNESS = """
+import json, os, sys
+pid = os.posix_spawn(sys.argv[1], sys.argv[1:], os.environ)
+_, status, ru = os.wait4(pid, 0)
+print(json.dumps([os.waitstatus_to_exitcode(status), ru.ru_utime + ru.ru_stime, ru.ru_maxrss]))
+"""
+
+
 def direct(argv: list[str]):
-    """Run argv without denet; (exit status, user+system CPU seconds, ru_maxrss KiB) from wait4."""
-    pid = os.posix_spawn(argv[0], argv, os.environ)
-    _, status, ru = os.wait4(pid, 0)
-    return os.waitstatus_to_exitcode(status), ru.ru_utime + ru.ru_stime, ru.ru_maxrss
+    """Run argv without denet; (exit status, user+system CPU seconds, ru_maxrss KiB) from wait4.
+
+    Spawned from a small harness process, not from pytest: a child's ru_maxrss starts at the memory
+    of the process that forked it, and pytest holds whatever the collected test modules imported."""
+    out = subprocess.run([sys.executable, "-c", _HARNESS, *argv], capture_output=True, text=True, check=True,
+                         timeout=300)
+    code, cpu, maxrss = json.loads(out.stdout)
+    return code, cpu, maxrss
 
 
 def under_denet(tmp_path, argv: list[str], records: list | None = None) -> dict:

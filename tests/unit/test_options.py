@@ -20,12 +20,17 @@ AGREE = [
     ["--duration", "2.5", "--since-process-start", "--write-env", "run", "x", "y"],
     ["--stats", "s.json", "--no-update", "--debug", "run", "x"],
     ["-j", "run", "-d", "1", "x"],
+    ["--no-gpu", "run", "x"],
+    ["run", "--no-gpu", "--no-ledger", "x"],
     ["attach", "123"],
     ["-i", "10", "attach", "--duration", "3", "99"],
     ["--out", "r.parquet", "run", "--format", "parquet", "x"],
     ["--format", "JSONL", "run", "--out", "r.data", "x"],
     ["run", "--format=parquet", "--out=r.x", "--benchmark", "b.tsv", "x"],
     ["--benchmark=b.tsv", "run", "--", "x", "--benchmark", "y"],
+    ["--no-ledger", "run", "x"],
+    ["run", "--no-ledger", "-q", "x", "--no-ledger"],
+    ["-i", "10", "attach", "--no-ledger", "99"],
 ]
 
 

@@ -127,11 +127,16 @@ def test_fast_path_equals_the_record_by_record_path(tmp_path):
 
 
 def test_json_valued_fields_go_through_the_slow_path(tmp_path):
+    from denet.records import GpuAggregated, GpuDevice
+
+    def gpu(util):
+        return GpuAggregated(0, 0, None, [], [GpuDevice(0, "GPU", "GPU-0", util, 1, 10, 5, 5, 40, 50.0)])
+
     j = tmp_path / "g.jsonl"
-    write(JsonlSink(str(j)), [header(), tree(1000, gpu={"util": 50}), tree(2000, gpu={"util": 70})])
+    write(JsonlSink(str(j)), [header(), tree(1000, gpu=gpu(50)), tree(2000, gpu=gpu(70))])
     b, rid, t, p, bad = jsonl_tables(str(j), lenient_last_line=False)
     assert b.fast_rows == 0  # the fast path refused the JSON objects
-    assert [json.loads(g) for g in t.column("gpu").to_pylist()] == [{"util": 50}, {"util": 70}]
+    assert [json.loads(g)["devices"][0]["utilization_pct"] for g in t.column("gpu").to_pylist()] == [50, 70]
 
 
 def test_a_journal_cut_mid_line_is_recovered_up_to_the_last_complete_record(tmp_path):
