@@ -153,14 +153,18 @@ def _source(record: str) -> str:
             fmt.append(f'"{f.name}":%s')
             expr = _value_expr(f.type, v)
             args.append(f"('null' if {v} is None else {expr})" if f.nullable else expr)
-    lines.append(f"def body_{record}(self):")
-    lines.append(f"    ({', '.join('v_' + n for n in names)},) = self")
-    lines.append(f"    s = {','.join(fmt)!r} % ({', '.join(args)},)")
+    body = [f"    ({', '.join('v_' + n for n in names)},) = self",
+            f"    s = {','.join(fmt)!r} % ({', '.join(args)},)"]
     for f in flds:
         if f.optional:
             v = "v_" + f.name
-            lines.append(f"    if {v} is not None: s += ',\"{f.name}\":' + {_value_expr(f.type, v)}")
-    lines.append("    return s")
+            body.append(f"    if {v} is not None: s += ',\"{f.name}\":' + {_value_expr(f.type, v)}")
+    # to_json (no kind) and, for top-level records, to_line (kind first): the same body, no extra call
+    lines += [f"def json_{record}(self):", *body, "    return '{' + s + '}'", ""]
+    t = schema.tag(record)
+    if t is not None:
+        prefix = '{"kind":"' + t + '",'
+        lines += [f"def line_{record}(self):", *body, f"    return {prefix!r} + s + '}}'", ""]
     return "\n".join(lines) + "\n\n"
 
 
@@ -203,18 +207,9 @@ def _make(record: str, class_name: str) -> type:
     flds = schema.fields(record)
     names = tuple(f.name for f in flds)
     t = schema.tag(record)
-    body = _NS["body_" + record]
-
-    def to_json(self) -> str:
-        """The record as one compact JSON object (no ``kind``)."""
-        return "{" + body(self) + "}"
-
+    to_json = _NS["json_" + record]  # the record as one compact JSON object (no ``kind``)
     if t is not None:
-        prefix = '{"kind":"' + t + '",'
-
-        def to_line(self) -> str:
-            """The record as a top-level JSONL line (``kind`` first, no newline)."""
-            return prefix + body(self) + "}"
+        to_line = _NS["line_" + record]  # a top-level JSONL line (``kind`` first, no newline)
     else:
 
         def to_line(self) -> str:

@@ -77,7 +77,7 @@ class _Proc:
 
     __slots__ = ("pid", "stat_fd", "statm_fd", "io_fd", "status_fd", "sched_fd", "child_fds", "tids_for", "start",
                  "comm", "last_stat", "stat_vals", "last_statm", "statm_vals", "last_io", "io_vals", "last_sched",
-                 "nreads", "hwm_kb")
+                 "nreads", "hwm_kb", "reading")
 
     def __init__(self, pid: int, stat_fd: int) -> None:
         self.pid = pid
@@ -85,6 +85,7 @@ class _Proc:
         self.statm_fd = _open(f"/proc/{pid}/statm")
         self.sched_fd = _open(f"/proc/{pid}/schedstat")
         self.last_sched = b""
+        self.reading: Reading | None = None  # the last one, handed out again while nothing moved
         self.io_fd = _open(f"/proc/{pid}/io")
         self.status_fd: int | None = None
         self.child_fds: dict[int, int] = {}
@@ -151,13 +152,12 @@ class ProcCollector:
                 ss = os.pread(p.sched_fd, 128, 0)
             except OSError:
                 ss = b""
-            if ss and ss == p.last_sched:
+            if ss and ss == p.last_sched and p.reading is not None:
                 p.nreads += 1
-                cpu, ucpu, ccpu, cucpu, minflt, majflt, threads, core = p.stat_vals
-                rss, vms = p.statm_vals
-                rb, wb, rchar, wchar = p.io_vals
-                return Reading(pid, p.start, p.comm, cpu, ucpu, ccpu, cucpu, rss, vms, rb, wb, rchar, wchar, minflt,
-                               majflt, threads, core, int(now_boot - p.start / _CLK), None)
+                rd = p.reading
+                rd.uptime_secs = int(now_boot - p.start / _CLK)
+                rd.hwm_kb = None
+                return rd
             p.last_sched = ss
         try:
             data = os.pread(p.stat_fd, 2048, 0)
@@ -218,8 +218,9 @@ class ProcCollector:
         if (p.nreads + pid) % self.hwm_every == 0:  # staggered: not every process on the same sample
             hwm = self._hwm(p)
         p.nreads += 1
-        return Reading(pid, p.start, p.comm, cpu, ucpu, ccpu, cucpu, rss, vms, rb, wb, rchar, wchar, minflt, majflt, threads,
-                       core, int(now_boot - p.start / _CLK), hwm)
+        rd = p.reading = Reading(pid, p.start, p.comm, cpu, ucpu, ccpu, cucpu, rss, vms, rb, wb, rchar, wchar, minflt,
+                                 majflt, threads, core, int(now_boot - p.start / _CLK), hwm)
+        return rd
 
     def _hwm(self, p: _Proc) -> int | None:
         if p.status_fd is None:
