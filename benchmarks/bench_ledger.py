@@ -64,7 +64,7 @@ def outside(n: int, ledger: bool | None, tmp: str) -> tuple[float | None, float,
     if ledger is not None:
         out = os.path.join(tmp, "idle.jsonl")
         extra = [] if ledger else ["--no-ledger"]
-        den = subprocess.Popen(DENET + ["--debug", "--out", out, "run", *extra, "--", "sleep", "1000"],
+        den = subprocess.Popen(DENET + ["--debug", "--out", out, "--clobber", "run", *extra, "--", "sleep", "1000"],
                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 20
         while not (os.path.exists(out) and b'"kind":"tree"' in open(out, "rb").read()):

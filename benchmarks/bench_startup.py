@@ -122,7 +122,7 @@ def main() -> int:
         "python -c pass": [py, "-c", "pass"],
         "denet run -- true": [denet, "run", "--", true],
         "denet --json run -- true": [denet, "--json", "run", "--", true],
-        "denet -o FILE run -- true": [denet, "-o", out, "run", "--", true],
+        "denet -o FILE run -- true": [denet, "-o", out, "--clobber", "run", "--", true],
     }
     for argv in cmds.values():  # warm the page cache
         time_cmd(argv)

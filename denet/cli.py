@@ -96,26 +96,77 @@ def _monitor(s: Settings):
         interval_ms=s.interval_ms, max_interval_ms=s.max_interval_ms, duration_s=s.duration_s,
         include_children=s.include_children, since_process_start=s.since_process_start,
         write_env=s.write_env, labels=s.label_dict(), sinks=_sinks(s), live=live, warn=_err, ledger=s.ledger,
-        gpu=s.gpu,
+        gpu=s.gpu, note=s.note,
     )
+
+
+def _name_outputs(s: Settings, argv: list[str]) -> list[str]:
+    """Fill in the --out (and --stats, --benchmark) templates; refuse to overwrite; the --capture paths."""
+    if s.capture and not s.out:
+        raise UsageError(f"--capture {s.capture} writes next to --out FILE, and no --out (or DENET_OUT) was given")
+    extra = {k: getattr(s, k) for k in ("stats", "benchmark") if getattr(s, k) and "{" in getattr(s, k)}
+    if not s.out and not extra:
+        return []
+    from .naming import resolve_outputs
+
+    path, captures, filled = resolve_outputs(s.out, out_format(s), argv, s.label_dict(), clobber=s.clobber,
+                                             capture=s.capture, extra=extra)
+    s.out = path
+    for k, v in filled.items():
+        setattr(s, k, v)
+    return captures
+
+
+def _drop_claim(s: Settings) -> None:
+    """Remove the empty --out file claimed by _name_outputs when denet stops before CMD starts."""
+    if s.out and not s.clobber and out_format(s) == "jsonl":
+        try:
+            if os.path.getsize(s.out) == 0:
+                os.unlink(s.out)
+        except OSError:
+            pass
 
 
 def do_run(s: Settings, argv: list[str]) -> int:
     if not argv:
         raise UsageError("run: no command given (usage: denet run [OPTIONS] [--] CMD [ARGS]...)")
-    mon = _monitor(s)
+    captures = _name_outputs(s, argv)
+    try:
+        mon = _monitor(s)
+    except DenetError:
+        _drop_claim(s)
+        raise
     if s.quiet:
         out, err = "null", "null"
     elif s.json:
         out, err = "stderr", "inherit"  # stdout carries only records
     else:
         out, err = "inherit", "inherit"
+    tees = []
     try:
+        if captures:
+            from .capture import Tee
+
+            streams = ("stdout", "stderr") if s.capture == "all" else (s.capture,)
+            for stream, path in zip(streams, captures, strict=True):
+                through = None if s.quiet else (1 if stream == "stdout" and not s.json else 2)
+                tees.append(Tee(path, through))
+                if stream == "stdout":
+                    out = tees[-1].wfd
+                else:
+                    err = tees[-1].wfd
         result = mon.run(argv, stdout=out, stderr=err)
     except DenetError:
         for sink in mon.sinks:
             sink.close()
+        for t in tees:
+            t.finish()
+        _drop_claim(s)  # CMD did not start (not found, not executable): nothing was written
         raise
+    for t in tees:
+        t.finish()
+        if t.error:
+            _err(t.error)
     if s.stats:
         _write_stats(s.stats, result.summary)
     if s.debug:
@@ -141,12 +192,38 @@ def do_attach(s: Settings, args: list[str]) -> int:
         pid = int(args[0])
     except ValueError:
         raise UsageError(f"attach: PID must be a number, got {args[0]!r}") from None
+    if s.capture:
+        raise UsageError("--capture applies to run: attach cannot see the output of a process it did not start")
+    from .monitor import cmdline_of
+
+    _name_outputs(s, cmdline_of(pid))
     mon = _monitor(s)
     result = mon.attach(pid)
     if s.stats:
         _write_stats(s.stats, result.summary)
     if s.debug:
         _debug(mon, result)
+    return 0
+
+
+# ---------------------------------------------------------------------------- config
+
+
+def do_config(s: Settings, as_json: bool) -> int:
+    import json
+
+    rows = [(o.key, getattr(s, o.dest), s.sources.get(o.dest, "default"), o.env) for o in OPTIONS]
+    if as_json:
+        obj = {k: {"value": list(v) if isinstance(v, tuple) else v, "source": src, "env": env}
+               for k, v, src, env in rows}
+        sys.stdout.write(json.dumps(obj, indent=2) + "\n")
+        return 0
+    w = max(len(k) for k, *_ in rows)
+    lines = []
+    for k, v, src, _env in rows:
+        shown = ",".join(v) if isinstance(v, tuple) else json.dumps(v)
+        lines.append(f"{k:<{w}}  {shown:<24}  ({src})")
+    sys.stdout.write("\n".join(lines) + "\n")
     return 0
 
 
@@ -332,6 +409,16 @@ def _write_text(path: str, text: str) -> None:
         raise DenetError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
+def do_ls(paths, sort, filters, fmt) -> int:
+    from .listing import compile_filter, list_runs, render, sort_rows
+
+    preds = [compile_filter(f) for f in filters]  # bad expressions stop before any file is read
+    rows = list_runs(list(paths), on_bad=lambda m: _err(f"skipped {m}"))
+    rows = sort_rows([r for r in rows if all(p(r) for p in preds)], sort)
+    sys.stdout.write(render(rows, fmt))
+    return 0
+
+
 def do_compact(paths, out, by, skip_bad) -> int:
     from .compact import compact
 
@@ -435,6 +522,8 @@ def _settings_from_click(group_values: dict, cmd_values: dict) -> Settings:
                 labels += tuple(convert(o, o.flags[0], x) for x in (v or ()))
             elif v is not None:
                 values[o.dest] = convert(o, o.flags[0], str(v)) if o.kind in ("int", "float", "str", "choice") else v
+    if labels:
+        values["labels"] = labels
     s = Settings(**values)
     s.labels = labels
     return s
@@ -474,6 +563,14 @@ def build_click():
         """Monitor a running process (and its descendants) by PID until it ends or Ctrl-C."""
         return ("attach", _settings_from_click(ctx.obj or {}, kw), [str(pid)])
 
+    @cli.command("config")
+    @click.option("--json", "-j", "as_json", is_flag=True, help="Print the settings as one JSON object.")
+    @click.pass_context
+    def config_cmd(ctx, as_json):
+        """Print the effective settings of run/attach and where each came from (command line, DENET_*
+        variable, ./denet.toml, the user's config.toml, or the default)."""
+        return ("config", _settings_from_click(ctx.obj or {}, {}), as_json)
+
     @cli.command()
     @click.argument("file", type=click.Path(dir_okay=False))
     @click.option("--json", "-j", "as_json", is_flag=True, help="Print the summary as one JSON object.")
@@ -512,6 +609,24 @@ def build_click():
         directories (searched recursively), globs, or datasets written by `denet compact`.
         """
         return ("summarize", kw)
+
+    @cli.command("ls", context_settings={"max_content_width": 100})
+    @click.argument("paths", nargs=-1, metavar="[PATH...]")
+    @click.option("--sort", "-s", "sort", default="when", show_default=True, metavar="FIELD[,FIELD]",
+                  help="Sort by these fields (when, host, command, rule, exit_code, wall_time_secs, cpu_time_secs, "
+                       "peak_rss_kb, note, path, or a label); -FIELD sorts descending.")
+    @click.option("--filter", "-f", "filters", multiple=True, metavar="EXPR",
+                  help="Keep the runs where EXPR holds: FIELD OP VALUE [and ...], OP one of == != < <= > >=, "
+                       "e.g. 'exit_code != 0' or 'rule == align and peak_rss_kb > 1000000' (repeatable: all hold).")
+    @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+                  show_default=True, help="Output format.")
+    def ls(**kw):
+        """List runs, one line each: when, host, command (or rule), exit code, wall and CPU time, peak memory,
+        note. Reads only each file's header and summary.
+
+        PATH: record files, directories (searched recursively) or globs; default: the current directory.
+        """
+        return ("ls", kw)
 
     @cli.command()
     @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
@@ -586,16 +701,21 @@ def _click_main(argv: list[str]) -> int:
         return exc.exit_code
     if not isinstance(res, tuple):
         return res if isinstance(res, int) else 0
-    if res[0] == "run":
-        return do_run(res[1], res[2])
-    if res[0] == "attach":
-        return do_attach(res[1], res[2])
+    if res[0] in ("run", "attach", "config"):
+        from .config import resolve
+
+        settings = resolve(res[1])
+        if res[0] == "config":
+            return do_config(settings, res[2])
+        return (do_run if res[0] == "run" else do_attach)(settings, res[2])
     if res[0] == "stats":
         return do_stats(res[1], res[2], res[3])
     if res[0] == "summarize":
         return do_summarize(**res[1])
     if res[0] == "compact":
         return do_compact(**res[1])
+    if res[0] == "ls":
+        return do_ls(**res[1])
     if res[0] == "recover":
         return do_recover(**res[1])
     if res[0] == "report":
@@ -612,6 +732,9 @@ def main(argv: list[str] | None = None) -> int:
         if parsed is None:
             return _click_main(argv)
         cmd, settings, args = parsed
+        from .config import resolve
+
+        settings = resolve(settings)
         if cmd == "run":
             return do_run(settings, args)
         return do_attach(settings, args)

@@ -100,7 +100,7 @@ class Monitor:
     def __init__(self, *, interval_ms: int = 100, max_interval_ms: int = 1000, duration_s: float | None = None,
                  include_children: bool = True, since_process_start: bool = False, write_env: bool = False,
                  labels: dict | None = None, sinks=(), live=None, warn=None, ledger: bool | None = None,
-                 gpu: bool = True) -> None:
+                 gpu: bool = True, note: str | None = None) -> None:
         self.interval_ms = interval_ms
         self.max_interval_ms = max_interval_ms
         self.duration_s = duration_s
@@ -108,6 +108,7 @@ class Monitor:
         self.since_process_start = since_process_start
         self.write_env = write_env
         self.labels = dict(labels or {})
+        self.note = note  # --note: stored in the metadata
         self.sinks = list(sinks)
         self.live = live
         self._warn_fn = warn
@@ -209,6 +210,7 @@ class Monitor:
             schema_version=SCHEMA_VERSION, denet_version=__version__, labels=self.labels,
             interval_ms=self.interval_ms, max_interval_ms=self.max_interval_ms,
             include_children=self.include_children, since_process_start=self.since_process_start,
+            note=self.note, host=os.uname().nodename,
         )
 
     def _start_records(self, pid: int, argv: list[str], t0_ms: int) -> None:
@@ -295,7 +297,7 @@ class Monitor:
 
     # ------------------------------------------------------------------ run
 
-    def run(self, argv: list[str], *, stdout: str = "inherit", stderr: str = "inherit",
+    def run(self, argv: list[str], *, stdout: str | int = "inherit", stderr: str | int = "inherit",
             reap_all: bool = True, forward_signals: bool = True, raise_nofile: bool = True) -> RunResult:
         """Start ``argv`` and monitor it to its end; raises SpawnError if it cannot start.
 

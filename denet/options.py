@@ -13,9 +13,11 @@ __all__ = ["OPTIONS", "Option", "Settings", "lean_parse", "split_global"]
 
 
 class Option:
-    __slots__ = ("dest", "flags", "kind", "default", "help", "metavar", "aliases", "choices")
+    __slots__ = ("dest", "flags", "kind", "default", "help", "metavar", "aliases", "choices", "key", "env",
+                 "in_file")
 
-    def __init__(self, dest, flags, kind, default, help, metavar=None, aliases=(), choices=()) -> None:
+    def __init__(self, dest, flags, kind, default, help, metavar=None, aliases=(), choices=(), key=None,
+                 in_file=True) -> None:
         self.dest = dest
         self.flags = flags  # e.g. ("--interval", "-i")
         # "flag", "int", "float", "str", "multi", "neg" (a flag that sets dest False), "choice" (one of choices)
@@ -25,13 +27,20 @@ class Option:
         self.metavar = metavar
         self.aliases = aliases  # extra flags of the same meaning (also click-visible)
         self.choices = choices
+        # The name in a config file and (upper-cased, DENET_ prefixed) in the environment: declared, else the
+        # long flag's name (--max-interval: max_interval, DENET_MAX_INTERVAL); a "neg" option is named by its
+        # dest and takes the dest's value (--no-ledger: ledger = false, DENET_LEDGER=0).
+        self.key = key or (dest if kind == "neg" else flags[0].lstrip("-").replace("-", "_"))
+        self.env = "DENET_" + self.key.upper()
+        self.in_file = in_file  # False: not a config-file key (--config itself)
 
 
 OPTIONS: tuple[Option, ...] = (
     Option("json", ("--json", "-j"), "flag", False, "Write records as JSON lines to stdout (CMD's stdout goes to stderr)."),
     Option("out", ("--out", "-o"), "str", None,
-           "Write records to FILE (JSON lines; Parquet when FILE ends in .parquet or with --format parquet).",
-           "FILE"),
+           "Write records to FILE (JSON lines; Parquet when FILE ends in .parquet or with --format parquet). "
+           "FILE may hold {rule} (any label), {pid}, {host}, {datetime}, {cmd}, {n}; a directory (or a name "
+           "ending in /) means DIR/{cmd}-{datetime}-{pid}.jsonl.", "FILE"),
     Option("format", ("--format",), "choice", None,
            "Format of --out FILE: jsonl or parquet (default: from the extension).", "FORMAT",
            choices=("jsonl", "parquet")),
@@ -47,11 +56,19 @@ OPTIONS: tuple[Option, ...] = (
     Option("since_process_start", ("--since-process-start",), "flag", False,
            "Report counters as lifetime values instead of deltas since monitoring began."),
     Option("write_env", ("--write-env",), "flag", False, "Write an env record (host, CPUs, NUMA, ...) first."),
+    Option("clobber", ("--clobber",), "flag", False,
+           "Let --out (and the --capture files) overwrite existing files; by default denet refuses before CMD "
+           "starts."),
+    Option("capture", ("--capture",), "choice", None,
+           "Also write CMD's stdout, stderr or both (all) to NAME.stdout / NAME.stderr next to --out NAME.jsonl, "
+           "still passing it through unless --quiet.", "WHAT", choices=("stdout", "stderr", "all")),
     Option("stats", ("--stats",), "str", None, "Also write the summary as JSON to FILE.", "FILE"),
     Option("benchmark", ("--benchmark",), "str", None,
            "Also write Snakemake's benchmark TSV for the run to FILE (seconds, MiB, NA where unknown).", "FILE"),
     Option("labels", ("--label",), "multi", (), "Attach KEY=VALUE to the run's metadata (repeatable).",
-           "KEY=VALUE"),
+           "KEY=VALUE", key="labels"),
+    Option("note", ("--note",), "str", None, "Store TEXT in the run's metadata (shown by denet ls).",
+           "TEXT"),
     Option("no_update", ("--no-update",), "flag", False, "No live line on the terminal; only the final summary."),
     Option("ledger", ("--no-ledger",), "neg", True,
            "No process ledger (by default every process of the tree is listed with its exit status and cost, "
@@ -59,6 +76,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("gpu", ("--no-gpu",), "neg", True,
            "Do not probe or sample NVIDIA GPUs (the probe loads NVML, which can take a moment on a GPU host)."),
     Option("debug", ("--debug",), "flag", False, "Print denet's own diagnostics on stderr."),
+    Option("config", ("--config",), "str", None,
+           "Read settings from this TOML file instead of ./denet.toml and the user's config.toml.", "FILE",
+           in_file=False),
 )
 
 _BY_FLAG: dict[str, Option] = {}
@@ -73,6 +93,9 @@ class Settings:
     def __init__(self, **kw) -> None:
         for o in OPTIONS:
             setattr(self, o.dest, kw.get(o.dest, o.default))
+        # The dests given on the command line, and where every value came from (denet.config).
+        self.given: frozenset = frozenset(kw)
+        self.sources: dict = {}
 
     def as_dict(self) -> dict:
         return {o.dest: getattr(self, o.dest) for o in OPTIONS}
@@ -205,7 +228,6 @@ def lean_parse(argv: list[str]) -> tuple[str, Settings, list[str]] | None:
             return None
         i = _consume(rest, i, values)
     args = rest[i:]
-    labels = values.pop("labels", ())
     s = Settings(**values)
-    s.labels = tuple(labels)
+    s.labels = tuple(values.get("labels", ()))
     return cmd, s, args

@@ -89,13 +89,14 @@ def _foreground_tty() -> bool:
         return False
 
 
-def spawn(argv: list[str], *, stdout: str = "inherit", stderr: str = "inherit") -> Child:
+def spawn(argv: list[str], *, stdout: str | int = "inherit", stderr: str | int = "inherit") -> Child:
     """Start ``argv`` without a shell.
 
     ``stdout``/``stderr``: ``"inherit"``, ``"null"`` (discard) or ``"stderr"`` (stdout only: send CMD's
-    stdout to denet's stderr, used with ``--json``). In a terminal's foreground job CMD shares denet's
-    process group, so the terminal's Ctrl-C and Ctrl-Z reach it as they would without denet; elsewhere
-    it gets a process group of its own, to which denet forwards the signals it receives.
+    stdout to denet's stderr, used with ``--json``), or a file descriptor to put there. In a terminal's
+    foreground job CMD shares denet's process group, so the terminal's Ctrl-C and Ctrl-Z reach it as they
+    would without denet; elsewhere it gets a process group of its own, to which denet forwards the signals
+    it receives.
     Raises :class:`SpawnError` (127 not found, 126 not executable).
     """
     import time
@@ -107,8 +108,12 @@ def spawn(argv: list[str], *, stdout: str = "inherit", stderr: str = "inherit") 
         actions.append((os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0))
     elif stdout == "stderr":
         actions.append((os.POSIX_SPAWN_DUP2, 2, 1))
+    elif isinstance(stdout, int):  # a file descriptor (the write end of a --capture pipe)
+        actions.append((os.POSIX_SPAWN_DUP2, stdout, 1))
     if stderr == "null":
         actions.append((os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0))
+    elif isinstance(stderr, int):
+        actions.append((os.POSIX_SPAWN_DUP2, stderr, 2))
     own_group = not _foreground_tty()
     floor = own_hwm_kb()
     prog = argv[0]

@@ -129,7 +129,8 @@ def test_run_without_command_gives_2(tmp_path, args):
 @pytest.mark.parametrize("option", ["--out", "--stats"])
 def test_unwritable_output_is_an_error_and_cmd_does_not_run(tmp_path, option):
     marker = tmp_path / "ran"
-    bad = tmp_path / "no-such-dir" / "run.jsonl"
+    (tmp_path / "a-file").write_text("")  # --out creates missing directories, but not under a file
+    bad = tmp_path / "a-file" / "run.jsonl"
     res = denet(option, str(bad), "run", "--", "touch", str(marker))
     assert res.returncode == 1, res.stderr  # README: 1 when denet itself failed before CMD ran
     assert str(bad) in res.stderr.decode()

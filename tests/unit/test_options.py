@@ -31,6 +31,11 @@ AGREE = [
     ["--no-ledger", "run", "x"],
     ["run", "--no-ledger", "-q", "x", "--no-ledger"],
     ["-i", "10", "attach", "--no-ledger", "99"],
+    ["--note", "first try", "run", "x"],
+    ["run", "--note=a b", "--config", "c.toml", "x", "--note", "y"],
+    ["--config=c.toml", "attach", "--note", "n", "99"],
+    ["--clobber", "run", "--capture", "all", "x"],
+    ["run", "--capture", "STDERR", "--clobber", "x"],
 ]
 
 
@@ -41,6 +46,7 @@ def test_lean_parser_and_click_agree(argv):
     assert lean is not None
     assert lean[0] == clicked[0]
     assert lean[1] == clicked[1], (lean[1], clicked[1])
+    assert lean[1].given == clicked[1].given
     assert lean[2] == clicked[2]
 
 
