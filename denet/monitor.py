@@ -353,7 +353,12 @@ class Monitor:
             # Descendants still running (orphans adopted by denet) count with what they used so far.
             live_user = live_sys = 0.0
             if reap_all and self.include_children:
-                sampler.last_readings = collector.read()[1]
+                survivors = collector.read()[1]  # zombies are not listed: their CPU comes from wait4
+                # One that ended between that reading and now is reaped here and counted by its rusage.
+                before = len(reaper.reaped_pids)
+                reaper.reap()
+                ended = set(reaper.reaped_pids[before:])
+                sampler.last_readings = [r for r in survivors if r.pid not in ended]
                 live_user, live_sys = sampler.live_cpu_secs()
             if self._ledger is not None:
                 if reaper.root_status is not None:

@@ -168,12 +168,14 @@ class Reaper:
         self.user_secs = 0.0
         self.system_secs = 0.0
         self.reaped = 0
+        self.reaped_pids: list[int] = []
         # Largest ru_maxrss above the fork floor, and the largest at all (KiB).
         self.maxrss_above_floor_kb = 0
         self.maxrss_any_kb = 0
 
     def _account(self, pid: int, status: int, ru) -> None:
         self.reaped += 1
+        self.reaped_pids.append(pid)
         self.user_secs += ru.ru_utime
         self.system_secs += ru.ru_stime
         self.maxrss_any_kb = max(self.maxrss_any_kb, ru.ru_maxrss)
