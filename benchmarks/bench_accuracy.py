@@ -23,12 +23,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import sys
 import tempfile
 import time
+
+from _machine import loadavg, machine  # benchmarks/ is the script directory
 
 WORK_SRC = r"""
 import os, sys, time
@@ -112,28 +113,6 @@ def sampled_cpu(records: list[dict]) -> tuple[float, float]:
             per += sum(p["cpu_usage"] for p in procs) / 100.0 * dt
         prev = r["ts_ms"]
     return agg, per
-
-
-def machine() -> str:
-    model = "?"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs, {model}, Linux {platform.release()}, Python {platform.python_version()}"
-
-
-def loadavg() -> str:
-    """The 1/5/15-minute load averages: other work on the machine skews every figure here."""
-    try:
-        with open("/proc/loadavg") as fh:
-            return " ".join(fh.read().split()[:3])
-    except OSError:
-        return "?"
 
 
 def main() -> int:

@@ -23,12 +23,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import signal
 import statistics
 import subprocess
 import sys
 import time
+
+from _machine import loadavg, machine  # benchmarks/ is the script directory
 
 from denet.collectors.fallback import PsutilCollector
 from denet.collectors.proc import ProcCollector
@@ -168,28 +169,6 @@ def measure_rust(py: str, pid: int, n: int) -> dict:
 
 def count_processes() -> int:
     return sum(1 for d in os.listdir("/proc") if d.isdigit())
-
-
-def machine() -> str:
-    model = "?"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs, {model}, Linux {platform.release()}, Python {platform.python_version()}"
-
-
-def loadavg() -> str:
-    """The 1/5/15-minute load averages: other work on the machine skews every figure here."""
-    try:
-        with open("/proc/loadavg") as fh:
-            return " ".join(fh.read().split()[:3])
-    except OSError:
-        return "?"
 
 
 def main() -> int:

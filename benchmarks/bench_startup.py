@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+from _machine import loadavg, machine  # benchmarks/ is the script directory
 
 TARGET_MS = 40.0
 
@@ -77,28 +78,6 @@ def import_times(py: str, true: str) -> list[tuple[int, int, str]]:
         if m:
             rows.append((int(m.group(2)), int(m.group(1)), m.group(3)[1:] + m.group(4)))
     return sorted(rows, reverse=True)
-
-
-def machine() -> str:
-    model = "?"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs, {model}, Linux {platform.release()}, Python {platform.python_version()}"
-
-
-def loadavg() -> str:
-    """The 1/5/15-minute load averages: other work on the machine skews every figure here."""
-    try:
-        with open("/proc/loadavg") as fh:
-            return " ".join(fh.read().split()[:3])
-    except OSError:
-        return "?"
 
 
 def main() -> int:

@@ -10,7 +10,6 @@ The field lists, their order and their types all come from :mod:`denet.schema`.
 from __future__ import annotations
 
 import math
-import os
 from operator import itemgetter as _itemgetter
 
 try:  # the C string escaper of the json package, without importing the package (and re) on `denet run`
@@ -171,32 +170,12 @@ def _source(record: str) -> str:
 def _compiled():
     """Code object of the generated functions of every record.
 
-    Compiling it costs a few milliseconds, which ``denet run`` pays at every start, so the code is
-    cached beside the package's bytecode (like a .pyc), keyed by the generated source itself.
+    Compiling it costs a few milliseconds, which ``denet run`` would pay at every start, so the code
+    is cached (:func:`denet.schema.cached`), keyed by the generated source itself.
     """
-    import marshal
-    import sys
-
     src = "".join(_source(name) for name in schema.record_names())
-    cache = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__",
-                         f"records.gen.{sys.implementation.cache_tag}.bin")
-    try:
-        with open(cache, "rb") as fh:
-            cached_src, code = marshal.load(fh)
-        if cached_src == src:
-            return code
-    except (OSError, EOFError, ValueError, TypeError):
-        pass
-    code = compile(src, "<denet.records generated from schemas/records.json>", "exec")
-    try:
-        os.makedirs(os.path.dirname(cache), exist_ok=True)
-        tmp = f"{cache}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as fh:
-            marshal.dump((src, code), fh)
-        os.replace(tmp, cache)
-    except OSError:
-        pass
-    return code
+    return schema.cached("records.gen", src,
+                         lambda: compile(src, "<denet.records generated from schemas/records.json>", "exec"))
 
 
 _NS = {"_fl": _fl, "_js": _js, "_compact": _compact, "_tuple_new": tuple.__new__}

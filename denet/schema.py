@@ -47,32 +47,42 @@ def _load() -> dict:
     raise RuntimeError("denet is installed without its schema (schemas/records.json)")
 
 
-def _cached(path: str, key: tuple) -> dict:
-    """The parsed declaration, from a marshal cache keyed by the file's path, mtime and size."""
+def cached(name: str, key, build):
+    """``build()``, kept in a marshal file beside the package's bytecode (like a .pyc) and reused
+    while ``key`` is unchanged. Where that folder is not writable, ``build()`` runs every time."""
     import marshal
     import sys
 
-    cache = os.path.join(_HERE, "__pycache__", f"schema.{sys.implementation.cache_tag}.bin")
+    cache = os.path.join(_HERE, "__pycache__", f"{name}.{sys.implementation.cache_tag}.bin")
     try:
         with open(cache, "rb") as fh:
-            cached_key, decl = marshal.load(fh)
+            cached_key, value = marshal.load(fh)
         if cached_key == key:
-            return decl
+            return value
     except (OSError, EOFError, ValueError, TypeError):
         pass
-    import json
-
-    with open(path, "rb") as fh:
-        decl = json.load(fh)
+    value = build()
     try:
         os.makedirs(os.path.dirname(cache), exist_ok=True)
         tmp = f"{cache}.{os.getpid()}.tmp"
         with open(tmp, "wb") as fh:
-            marshal.dump((key, decl), fh)
+            marshal.dump((key, value), fh)
         os.replace(tmp, cache)
     except OSError:
         pass
-    return decl
+    return value
+
+
+def _cached(path: str, key: tuple) -> dict:
+    """The parsed declaration, cached and keyed by the file's path, mtime and size."""
+
+    def parse() -> dict:
+        import json
+
+        with open(path, "rb") as fh:
+            return json.load(fh)
+
+    return cached("schema", key, parse)
 
 
 _DECL = _load()
