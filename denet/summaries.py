@@ -241,6 +241,10 @@ def _label_columns(entries: list) -> tuple[list[str], dict[str, str]]:
     return keys, rename
 
 
+def _text(v) -> str | None:
+    return v if isinstance(v, str) and v else None
+
+
 def run_table(paths: str | os.PathLike | Iterable[str | os.PathLike], *, skip_bad: bool = False,
               on_bad: OnBad | None = None, progress: Progress | None = None,
               on_note: OnBad | None = None, entries_out: list | None = None) -> pl.DataFrame:
@@ -338,11 +342,12 @@ def _assemble(entries: list, stats: list):
         "run_id": [e.run_id for e in entries],
         "command": [_command(m) for m in metas],
         "t0_ms": [_num(m.get("t0_ms")) for m in metas],
-        "host": [h if isinstance(h := (e.env or {}).get("host"), str) else None for e in entries],
+        "host": [_text(m.get("host")) or _text((e.env or {}).get("host")) for m, e in zip(metas, entries, strict=True)],
+        "note": [_text(m.get("note")) for m in metas],
         "complete": [e.summary is not None for e in entries],
     }
     schema_in = {"path": pl.String, "format": pl.String, "run_id": pl.String, "command": pl.String,
-                 "t0_ms": pl.Int64, "host": pl.String, "complete": pl.Boolean}
+                 "t0_ms": pl.Int64, "host": pl.String, "note": pl.String, "complete": pl.Boolean}
     labels = [e.labels for e in entries]
     for k in label_keys:
         cols[rename[k]] = [None if (v := lab.get(k)) is None else str(v) for lab in labels]

@@ -97,6 +97,8 @@ def run_subtitle(row: dict, series: dict | None = None, limits: list[dict] | Non
     if row.get("host"):
         parts.append(f"on {row['host']}")
     lines.append(" · ".join(parts))
+    if row.get("note"):
+        lines.append(f"note: {clip(row['note'], 150)}")
     more = []
     for lim in limits or []:
         if lim["panel"] == "cpu" and row.get("cores") is not None:

@@ -163,3 +163,18 @@ def test_a_run_that_never_started_leaves_no_file_behind(tmp_path):
         assert not (tmp_path / "r.jsonl").exists()
     r = _run(["run", "-o", "r.jsonl", "--stats", "missing/s.json", "--", "true"], tmp_path)
     assert r.returncode == 1 and not (tmp_path / "r.jsonl").exists()
+
+
+def test_note_and_host_reach_summarize_and_the_report_text(tmp_path):
+    """--note and the metadata's host show in `summarize --per-run` and in a run's report subtitle."""
+    from denet.report.text import run_subtitle
+    from denet.summaries import summarize
+
+    out = tmp_path / "run.jsonl"
+    r = subprocess.run(DENET + ["--out", str(out), "--note", "second try, bigger input", "run", "--", "true"],
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    row = summarize([str(out)], per_run=True).to_dicts()[0]
+    assert row["note"] == "second try, bigger input"
+    assert row["host"] == os.uname().nodename
+    assert "note: second try, bigger input" in run_subtitle({**row, "dur_s": 0.1})
