@@ -400,11 +400,10 @@ def _summarize_by_command(paths, by, fmt, out, suggest, skip_bad, on_bad, skippe
 
 
 def _write_text(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
+    from .atomic import replace_with_bytes
+
     try:
-        with open(tmp, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
+        replace_with_bytes(path, text.encode())
     except OSError as exc:
         raise DenetError(f"cannot write {path}: {exc.strerror or exc}") from None
 

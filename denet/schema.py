@@ -63,11 +63,10 @@ def cached(name: str, key, build):
         pass
     value = build()
     try:
+        from .atomic import replace_with_bytes
+
         os.makedirs(os.path.dirname(cache), exist_ok=True)
-        tmp = f"{cache}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as fh:
-            marshal.dump((key, value), fh)
-        os.replace(tmp, cache)
+        replace_with_bytes(cache, marshal.dumps((key, value)))
     except OSError:
         pass
     return value

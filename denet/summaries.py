@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from . import readers, schema
+from .atomic import replace_with_bytes
 from .errors import InputError, UsageError
 from .summary import EXACT_FIELDS
 
@@ -612,10 +613,7 @@ def write_output(df: pl.DataFrame, fmt: str, out: str | None, *, kind: str = "gr
         data = render_table(df, kind=kind, width=width).encode()
     if out is None:
         return data
-    tmp = f"{out}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, out)
+    replace_with_bytes(out, data)
     return None
 
 

@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from ..atomic import replace_with_bytes
 from ..errors import DenetError, InputError, UsageError
 from .data import Caps
 
@@ -140,14 +141,7 @@ def _float(v) -> float | None:
 
 
 def _write(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
+        replace_with_bytes(path, data)
     except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         raise DenetError(f"cannot write {path}: {exc.strerror or exc}") from None

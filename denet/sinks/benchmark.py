@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 from .. import schema
+from ..atomic import replace_with_bytes
 
 __all__ = ["BenchmarkSink", "benchmark_header", "benchmark_row", "hms"]
 
@@ -110,16 +111,9 @@ class BenchmarkSink:
             return
         text = benchmark_header() + "\n" + benchmark_row(self._summary.as_dict(keep_absent=True),
                                                          self._vms if self._seen else None) + "\n"
-        tmp = f"{self.name}.tmp-{os.getpid()}"
         try:
-            with open(tmp, "w") as fh:
-                fh.write(text)
-            os.replace(tmp, self.name)
+            replace_with_bytes(self.name, text.encode())
         except OSError as exc:
             self.failed = exc
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
             raise
         self._summary = None

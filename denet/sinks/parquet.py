@@ -19,6 +19,7 @@ import json
 import os
 
 from .. import schema
+from ..atomic import replace_file
 from ..schema import SCHEMA_VERSION
 from .jsonl import JsonlSink
 
@@ -444,27 +445,16 @@ def write_rows_parquet(dest: str, tables: tuple[pa.Table, ...], kv: dict[str, st
     to disk, renamed over ``dest``."""
     import pyarrow.parquet as pq
 
-    d, base = os.path.split(os.path.abspath(dest))
-    tmp = os.path.join(d, f".{base}.tmp-{os.getpid()}")
     sch = schema.arrow_table_schema("rows")
     sch = sch.with_metadata({**(sch.metadata or {}), **{k.encode(): v.encode() for k, v in kv.items()}})
-    try:
+
+    def write(tmp: str) -> None:
         with pq.ParquetWriter(tmp, sch, compression="zstd") as w:
             for t in tables:
                 if t.num_rows:
                     w.write_table(t.replace_schema_metadata(sch.metadata), row_group_size=ROW_GROUP_ROWS)
-        fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+
+    replace_file(dest, write, fsync=True)
 
 
 # -- the process ledger: a sibling file (see the `processes` table in schemas/records.json)
@@ -511,25 +501,11 @@ def write_processes_parquet(dest: str, table: pa.Table, run_id: str, run_file: s
     """Write the process ledger of a run to ``dest`` atomically (temporary name, fsync, rename)."""
     import pyarrow.parquet as pq
 
-    d, base = os.path.split(os.path.abspath(dest))
-    tmp = os.path.join(d, f".{base}.tmp-{os.getpid()}")
     kv = {KV["schema_version"]: str(SCHEMA_VERSION), KV["run_id"]: run_id, KV["table"]: "processes",
           "denet.run_file": run_file}
     sch = table.schema.with_metadata({**(table.schema.metadata or {}), **{k.encode(): v.encode() for k, v in kv.items()}})
-    try:
-        pq.write_table(table.replace_schema_metadata(sch.metadata), tmp, compression="zstd")
-        fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    replace_file(dest, lambda tmp: pq.write_table(table.replace_schema_metadata(sch.metadata), tmp,
+                                                  compression="zstd"), fsync=True)
 
 
 class Recovered:
