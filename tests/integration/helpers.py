@@ -143,3 +143,18 @@ def read_pid(path: Path, timeout: float = 15.0) -> int:
     pid = wait_for(get, timeout, what=f"a pid in {path}")
     assert pid > 1
     return pid
+
+
+def proc_state(pid: int) -> str | None:
+    """The process's state letter from /proc (e.g. "S", "Z"), or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    return data[data.rfind(b")") + 2 :].split()[0].decode()
+
+
+def proc_gone(pid: int) -> bool:
+    """The process has ended (gone, or a zombie waiting to be reaped)."""
+    return proc_state(pid) in (None, "Z", "X")

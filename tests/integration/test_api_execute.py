@@ -12,23 +12,9 @@ import pytest
 
 from denet import ProcessMonitor, execute_with_monitoring
 
-from .helpers import wait_for
+from .helpers import proc_gone, proc_state, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def _state(pid: int) -> str | None:
-    """The process's state letter, or None once it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            data = fh.read()
-    except OSError:
-        return None
-    return data[data.rfind(b")") + 2 :].split()[0].decode()
-
-
-def _gone(pid: int) -> bool:
-    return _state(pid) in (None, "Z", "X")
 
 
 def _reaped(pid: int) -> bool:
@@ -91,7 +77,7 @@ def test_pause_for_attachment_attaches_while_stopped(monkeypatch):
     original = ProcessMonitor.from_pid
 
     def spy(pid, *args, **kwargs):
-        seen["state"] = _state(pid)
+        seen["state"] = proc_state(pid)
         seen["kwargs"] = kwargs
         return original(pid, *args, **kwargs)
 
@@ -109,7 +95,7 @@ def test_without_pause_the_child_is_not_stopped(monkeypatch):
     original = ProcessMonitor.from_pid
 
     def spy(pid, *args, **kwargs):
-        seen["state"] = _state(pid)
+        seen["state"] = proc_state(pid)
         return original(pid, *args, **kwargs)
 
     monkeypatch.setattr(ProcessMonitor, "from_pid", staticmethod(spy))
@@ -128,7 +114,7 @@ def test_a_failing_attachment_leaves_no_stopped_child(monkeypatch):
     with pytest.raises(ValueError):
         execute_with_monitoring(["sleep", "30"])
     (pid,) = pids
-    assert _reaped(pid) and _gone(pid)
+    assert _reaped(pid) and proc_gone(pid)
 
 
 def test_invalid_output_format_starts_nothing():
@@ -150,7 +136,7 @@ def test_timeout_kills_the_process_group(tmp_path):
         execute_with_monitoring(["sh", "-c", script], timeout=0.5)
     assert info.value.timeout == 0.5
     grandchild = int(wait_for(lambda: pidfile.read_text().strip() if pidfile.exists() else None))
-    wait_for(lambda: _gone(grandchild), timeout=10, what="the grandchild to be killed")
+    wait_for(lambda: proc_gone(grandchild), timeout=10, what="the grandchild to be killed")
 
 
 def test_timeout_sigkills_what_ignores_sigterm(tmp_path):
@@ -161,7 +147,7 @@ def test_timeout_sigkills_what_ignores_sigterm(tmp_path):
     with pytest.raises(subprocess.TimeoutExpired):
         execute_with_monitoring(["sh", "-c", script], timeout=0.5)
     grandchild = int(pidfile.read_text())
-    wait_for(lambda: _gone(grandchild), timeout=10, what="the grandchild to be killed")
+    wait_for(lambda: proc_gone(grandchild), timeout=10, what="the grandchild to be killed")
     assert not (_our_children() - children_before)  # the leader was reaped
 
 
@@ -183,7 +169,7 @@ def test_store_in_memory_false():
 
 def test_other_children_of_the_host_are_left_alone(procs):
     other = procs.add(subprocess.Popen(["sh", "-c", "exit 9"]))
-    wait_for(lambda: _state(other.pid) == "Z", what="the other child to exit")
+    wait_for(lambda: proc_state(other.pid) == "Z", what="the other child to exit")
     code, _ = execute_with_monitoring(["sleep", "0.2"])
     assert code == 0
     assert other.wait(timeout=5) == 9  # its status was not taken by the API

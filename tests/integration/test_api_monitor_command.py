@@ -16,7 +16,7 @@ from denet.api import CommandResult
 from denet.records import Metrics, RunHeader, RunSummary, TreeSample
 from denet.runner import _foreground_tty
 
-from .helpers import BURN_FN, EXACT, wait_for
+from .helpers import BURN_FN, EXACT, proc_gone, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -28,15 +28,6 @@ def _is_subreaper() -> bool:
     flag = ctypes.c_int(0)
     assert libc.prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(flag), 0, 0, 0) == 0
     return bool(flag.value)
-
-
-def _gone(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            data = fh.read()
-    except OSError:
-        return True
-    return data[data.rfind(b")") + 2 :].split()[0] in (b"Z", b"X")
 
 
 def test_result_fields_and_exact_summary():
@@ -102,7 +93,7 @@ def test_timeout_ends_the_command_and_raises_with_the_result(tmp_path):
         os.kill(grandchild, signal.SIGKILL)
         pytest.skip("run from a terminal's foreground job: the command has no process group of its own")
     # in its own process group, the whole group got the signal
-    wait_for(lambda: _gone(grandchild), timeout=10, what="the grandchild to end")
+    wait_for(lambda: proc_gone(grandchild), timeout=10, what="the grandchild to end")
 
 
 def test_timeout_escalates_to_sigkill():
@@ -113,7 +104,7 @@ def test_timeout_escalates_to_sigkill():
 
 def test_host_is_left_as_it_was(procs):
     other = procs.add(subprocess.Popen(["sh", "-c", "exit 9"]))
-    wait_for(lambda: _gone(other.pid), what="the other child to exit")
+    wait_for(lambda: proc_gone(other.pid), what="the other child to exit")
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)}
     subreaper = _is_subreaper()
     r = monitor_command(["sleep", "0.1"])

@@ -17,7 +17,7 @@ import pytest
 from denet import ProcessMonitor
 from denet.records import Metrics, TreeSample
 
-from .helpers import wait_for
+from .helpers import proc_state, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -389,16 +389,9 @@ def test_a_dropped_monitor_closes_its_files_and_leaves_no_zombie():
     gc.collect()
     assert len(os.listdir("/proc/self/fd")) <= fds_before
     # the command still ran when its monitor was dropped; it is reaped once it has ended
-    wait_for(lambda: _state_of(pid) in (None, "Z"), what="the dropped command to end")
+    wait_for(lambda: proc_state(pid) in (None, "Z"), what="the dropped command to end")
     n = ProcessMonitor(["true"], 100, 1000)
     assert _reaped(pid)
     wait_for(lambda: not n.is_running())
 
 
-def _state_of(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            data = fh.read()
-    except OSError:
-        return None
-    return data[data.rfind(b")") + 2 :].split()[0].decode()
