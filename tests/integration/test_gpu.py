@@ -211,7 +211,12 @@ def test_attach_with_a_fake_nvml(tmp_path, outside):
     recs = parse_lines(p.stdout)
     assert of_kind(recs, "metadata")[0]["capabilities"]["gpu"] == {"available": True}
     trees = [t for t in of_kind(recs, "tree") if t["parent"] is not None]
-    assert trees and all(t["parent"]["gpu"]["processes"][0]["pid"] == target.pid for t in trees)
+    # The last tree may catch the target while it exits: its argv is gone from /proc by then, so the
+    # fake NVML (which finds its processes by argv) no longer lists it, as a real driver drops a process
+    # whose GPU context is gone.
+    assert len(trees) >= 2
+    assert all(t["parent"]["gpu"]["processes"][0]["pid"] == target.pid for t in trees[:-1])
+    assert [p["pid"] for p in trees[-1]["parent"]["gpu"]["processes"]] in ([target.pid], [])
 
 
 # ----------------------------------------------------------------------------- the Python API
