@@ -124,7 +124,7 @@ def _parsed(items: Iterable[object]) -> Iterator[tuple[str | None, dict]]:
         elif isinstance(item, str | bytes | bytearray):
             try:
                 obj = json.loads(item)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
         else:
             raise TypeError(f"expected JSON strings, got an item of type {type(item).__name__}")
@@ -175,29 +175,49 @@ class ProcessMonitor:
     def __init__(self, cmd: Sequence[str], base_interval_ms: int, max_interval_ms: int,
                  since_process_start: bool = False, output_file: str | None = None,
                  output_format: str = "jsonl", store_in_memory: bool = True, quiet: bool = False,
-                 include_children: bool = True, write_metadata: bool = False, write_env: bool = False) -> None:
+                 include_children: bool = True, write_metadata: bool = False, write_env: bool = False,
+                 enable_ebpf: bool = False) -> None:
         argv = _argv(cmd)
         _check_format(output_format)
         if not argv:
             raise RuntimeError("IO Error: empty command: nothing to run")
         _reap_abandoned()
+        monitor = self._new_monitor(base_interval_ms, max_interval_ms, include_children, since_process_start,
+                                    write_env, enable_ebpf)
+        # eBPF is loaded before the command starts, so that its first syscalls and children count
+        monitor._open_ebpf()
+        spawning = getattr(monitor._ebpf, "begin_spawn", None)
         t0_ms = int(time.time() * 1000)
         t0_boot = boot_ticks_now()
         try:
+            if spawning is not None:
+                spawning()
             child = spawn(argv, stdout="null", stderr="null")
         except SpawnError as exc:
+            monitor._close_ebpf()
             raise RuntimeError(f"IO Error: {exc}") from None
+        if spawning is not None:
+            monitor._ebpf.end_spawn(child.pid)
         child.close()  # the pidfd; run() opens its own
         self._setup(child.pid, argv, True, t0_ms, t0_boot, child.start_mono, base_interval_ms, max_interval_ms,
                     since_process_start, output_file, store_in_memory, quiet, include_children,
-                    bool(write_metadata), bool(write_env))
+                    bool(write_metadata), bool(write_env), monitor)
+
+    @staticmethod
+    def _new_monitor(base_interval_ms, max_interval_ms, include_children, since_process_start, write_env,
+                     enable_ebpf) -> Monitor:
+        # The Monitor is the CLI's: it builds the metadata record and runs the adaptive loop in run().
+        return Monitor(interval_ms=base_interval_ms, max_interval_ms=max_interval_ms,
+                       include_children=bool(include_children), since_process_start=bool(since_process_start),
+                       write_env=bool(write_env), ebpf=bool(enable_ebpf))
 
     @staticmethod
     def from_pid(pid: int, base_interval_ms: int, max_interval_ms: int, since_process_start: bool = False,
                  output_file: str | None = None, output_format: str = "jsonl", store_in_memory: bool = True,
                  quiet: bool = False, include_children: bool = True, write_metadata: bool | None = None,
-                 write_env: bool | None = None) -> ProcessMonitor:
-        """Attach to a running process (this process's own pid included)."""
+                 write_env: bool | None = None, enable_ebpf: bool = False) -> ProcessMonitor:
+        """Attach to a running process (this process's own pid included). ``enable_ebpf``: trace the
+        process, its descendants and, from now on, their children with eBPF (``--enable-ebpf``)."""
         if not isinstance(pid, int) or isinstance(pid, bool):
             raise TypeError(f"pid must be an int, not {type(pid).__name__}")
         _check_format(output_format)
@@ -214,14 +234,22 @@ class ProcessMonitor:
         if not found:
             raise RuntimeError(f"IO Error: Process with PID {pid} not found")
         self = ProcessMonitor.__new__(ProcessMonitor)
+        monitor = ProcessMonitor._new_monitor(base_interval_ms, max_interval_ms, include_children,
+                                              since_process_start, write_env, enable_ebpf)
+        monitor._open_ebpf()
+        if hasattr(monitor._ebpf, "track"):  # the process and its descendants now; their children from here on
+            from .collectors.ebpf import tree_pids
+
+            monitor._ebpf.end_spawn(None)
+            monitor._ebpf.track(tree_pids(pid))
         self._setup(pid, cmdline_of(pid), False, int(time.time() * 1000), boot_ticks_now(), time.monotonic(),
                     base_interval_ms, max_interval_ms, since_process_start, output_file, store_in_memory, quiet,
-                    include_children, bool(write_metadata), bool(write_env))
+                    include_children, bool(write_metadata), bool(write_env), monitor)
         return self
 
     def _setup(self, pid: int, argv: list[str], owned: bool, t0_ms: int, t0_boot: int, start_mono: float,
                base_interval_ms, max_interval_ms, since_process_start, output_file, store_in_memory, quiet,
-               include_children, write_metadata: bool, write_env: bool) -> None:
+               include_children, write_metadata: bool, write_env: bool, monitor: Monitor) -> None:
         self._pid = pid
         self._owned = owned  # started by this monitor: reaped by is_running()
         self._status: int | None = None
@@ -236,16 +264,14 @@ class ProcessMonitor:
         self._sink: JsonlSink | None = None
         self._file_started = False
         self._env: EnvRecord | None = None
-        # The Monitor is the CLI's: it builds the metadata record and runs the adaptive loop in run().
-        self._monitor = Monitor(interval_ms=base_interval_ms, max_interval_ms=max_interval_ms,
-                                include_children=bool(include_children),
-                                since_process_start=bool(since_process_start), write_env=write_env)
+        self._monitor = monitor
         self._header: RunHeader = self._monitor.header(pid, argv, t0_ms)
         self._collector = process_collector(pid, include_children=bool(include_children))
         gpu = self._monitor.gpu_collector()  # probed once (header() above already did)
         self._sampler: Sampler | None = Sampler(self._collector, include_children=bool(include_children),
                                                 since_process_start=bool(since_process_start),
-                                                t0_boot_ticks=t0_boot, gpu=gpu if gpu.available else None)
+                                                t0_boot_ticks=t0_boot, gpu=gpu if gpu.available else None,
+                                                ebpf=monitor._ebpf)
 
     # ------------------------------------------------------------------ sampling
 
@@ -270,6 +296,7 @@ class ProcessMonitor:
             if rec is None:
                 if self._owned:
                     self.is_running()  # reap the child that has ended
+                self._monitor._close_ebpf()  # the tree has ended: its eBPF programs are unloaded
                 return None, None
             line = rec.to_line()
             if self._store:
@@ -401,6 +428,7 @@ class ProcessMonitor:
             if self._sampler is not None:
                 self._sampler = None
                 self._collector.close()
+                self._monitor._close_ebpf()
             if self._sink is not None:
                 self._sink.close()
                 self._sink = None
@@ -488,9 +516,12 @@ def execute_with_monitoring(cmd: str | Sequence[str], stdout_file=None, stderr_f
                             output_file: str | None = None, output_format: str = "jsonl",
                             since_process_start: bool = False, pause_for_attachment: bool = True,
                             quiet: bool = False, include_children: bool = True,
-                            write_metadata: bool = False) -> tuple[int, ProcessMonitor]:
+                            write_metadata: bool = False, enable_ebpf: bool = False) -> tuple[int, ProcessMonitor]:
     """Run ``cmd`` in its own session, monitored from a background thread; returns
     ``(exit_code, monitor)`` with the exit code as :mod:`subprocess` reports it (negative for a signal).
+    ``enable_ebpf``: also trace the tree with eBPF (``--enable-ebpf``); the values are in each record's
+    ``aggregated.ebpf``, and when eBPF cannot run the schedstat estimate stands in (the reason is in
+    the metadata's ``capabilities.ebpf``).
 
     On ``timeout``: SIGTERM, then SIGKILL, to the process group, then ``subprocess.TimeoutExpired``.
     """
@@ -523,7 +554,8 @@ def execute_with_monitoring(cmd: str | Sequence[str], stdout_file=None, stderr_f
             monitor = ProcessMonitor.from_pid(
                 process.pid, base_interval_ms, max_interval_ms, since_process_start=since_process_start,
                 output_file=output_file, output_format=output_format, store_in_memory=store_in_memory,
-                quiet=quiet, include_children=include_children, write_metadata=write_metadata)
+                quiet=quiet, include_children=include_children, write_metadata=write_metadata,
+                enable_ebpf=enable_ebpf)
         except BaseException:
             _end_group(process, 0)  # SIGKILL ends a stopped process too
             raise
@@ -671,7 +703,8 @@ class _Deadline(threading.Thread):
 def monitor_command(cmd: Sequence[str], *, interval_ms: int = 100, max_interval_ms: int = 1000,
                     out: str | os.PathLike[str] | None = None, labels: dict[str, str] | None = None,
                     include_children: bool = True, quiet: bool = True,
-                    timeout: float | None = None) -> CommandResult:
+                    timeout: float | None = None, enable_ebpf: bool = False,
+                    ebpf_stacks: bool = False) -> CommandResult:
     """Run ``cmd`` (a list, no shell) under the same monitor as ``denet run`` and return its records.
 
     The summary carries the exact totals of the whole tree (wait4 rusage), like ``denet run``'s.
@@ -679,7 +712,10 @@ def monitor_command(cmd: Sequence[str], *, interval_ms: int = 100, max_interval_
     command's stdout/stderr (else they are this process's). ``timeout``: seconds, after which the
     command gets SIGTERM (then SIGKILL) and ``subprocess.TimeoutExpired`` is raised, with the
     :class:`CommandResult` as its ``result`` attribute. Raises ``FileNotFoundError`` /
-    ``PermissionError`` when the command cannot start.
+    ``PermissionError`` when the command cannot start. ``enable_ebpf``: profile the tree with eBPF
+    like ``--enable-ebpf`` (the values in each record's ``aggregated.ebpf`` and the summary; when
+    eBPF cannot run, the reason is in the metadata's ``capabilities.ebpf`` and in ``warnings``, and
+    the schedstat off-CPU estimate stands in); ``ebpf_stacks``: like ``--ebpf-stacks``.
     """
     argv = _argv(cmd)
     if not argv:
@@ -690,7 +726,7 @@ def monitor_command(cmd: Sequence[str], *, interval_ms: int = 100, max_interval_
     if out_path is not None:
         sinks.append(JsonlSink(out_path))
     mon = Monitor(interval_ms=interval_ms, max_interval_ms=max_interval_ms, include_children=include_children,
-                  labels=labels, sinks=sinks)
+                  labels=labels, sinks=sinks, ebpf=enable_ebpf, ebpf_stacks=ebpf_stacks)
     deadline = _Deadline(mem, timeout) if timeout is not None else None
     if deadline is not None:
         deadline.start()

@@ -87,6 +87,8 @@ class LiveLine:
             parts.append(f"peak gpu mem {fmt_bytes(summary.peak_gpu_tree_memory_bytes)}")
         if getattr(summary, "max_gpu_utilization_pct", None) is not None:
             parts.append(f"max gpu {summary.max_gpu_utilization_pct}%")
+        if getattr(summary, "behavior", None) is not None:  # --enable-ebpf
+            parts.append(f"{summary.behavior}, off-CPU {summary.offcpu_secs:.2f}s")
         if summary.exit_code is not None:
             parts.append(f"exit {summary.exit_code}")
         self._write(("\r\x1b[K" if self.shown else "") + "  ".join(parts) + "\n")

@@ -18,9 +18,9 @@ import time
 
 from ._version import __version__
 from .collectors import process_collector
-from .errors import ProcessNotFound
+from .errors import DenetError, ProcessNotFound
 from .records import Capability, EnvRecord, Lscpu, Numa, ProcessRecord, RunHeader
-from .runner import FORWARDED_SIGNALS, Reaper, become_subreaper, exit_code_of, spawn
+from .runner import FORWARDED_SIGNALS, Reaper, become_subreaper, exit_code_of, ignored, spawn, start_watchdog
 from .sampler import Sampler, boot_ticks_now, interval_ms_at
 from .schema import SCHEMA_VERSION
 from .summary import EXACT_FIELDS
@@ -48,10 +48,12 @@ class RunResult:
         return f"RunResult(exit_code={self.exit_code!r}, pid={self.pid}, summary={self.summary!r})"
 
 
-def capabilities(gpu=None, ledger: tuple[bool, str | None] | None = None) -> dict:
+def capabilities(gpu=None, ledger: tuple[bool, str | None] | None = None,
+                 ebpf: tuple[bool, str | None] | None = None) -> dict:
     """The optional sources: available, or why not. ``gpu``: the session's probed GPU collector
     (:func:`denet.collectors.gpu.probe`); probed here, and released again, when not given.
-    ``ledger``: (available, reason) of the session's process ledger; None when it is off."""
+    ``ledger``: (available, reason) of the session's process ledger; None when it is off.
+    ``ebpf``: (available, reason) of the session's eBPF collector; None when not requested."""
     if gpu is None:
         from .collectors.gpu import probe
 
@@ -59,7 +61,7 @@ def capabilities(gpu=None, ledger: tuple[bool, str | None] | None = None) -> dic
         gpu.close()
     return {
         "gpu": Capability(*gpu.capability()),
-        "ebpf": Capability(False, "no eBPF collector in this version of denet"),
+        "ebpf": Capability(*ebpf) if ebpf is not None else Capability(False, "off (not requested: --enable-ebpf)"),
         "psi": Capability(False, "pressure stall information is not collected by this version of denet"),
         "perf_hw": Capability(False, "hardware counters are not collected by this version of denet"),
         "ledger": Capability(*ledger) if ledger is not None else Capability(False, "off (not requested)"),
@@ -100,7 +102,7 @@ class Monitor:
     def __init__(self, *, interval_ms: int = 100, max_interval_ms: int = 1000, duration_s: float | None = None,
                  include_children: bool = True, since_process_start: bool = False, write_env: bool = False,
                  labels: dict | None = None, sinks=(), live=None, warn=None, ledger: bool | None = None,
-                 gpu: bool = True, note: str | None = None) -> None:
+                 gpu: bool = True, note: str | None = None, ebpf: bool = False, ebpf_stacks: bool = False) -> None:
         self.interval_ms = interval_ms
         self.max_interval_ms = max_interval_ms
         self.duration_s = duration_s
@@ -122,6 +124,12 @@ class Monitor:
         self.ledger = ledger
         self._ledger = None
         self._ledger_cap: tuple[bool, str | None] | None = None
+        # eBPF (collectors/ebpf.py), with --enable-ebpf: loaded before CMD starts; when it cannot run,
+        # the schedstat off-CPU estimate (collectors/offcpu.py) stands in for it.
+        self.ebpf = ebpf or ebpf_stacks
+        self.ebpf_stacks = ebpf_stacks
+        self._ebpf = None
+        self._ebpf_cap: tuple[bool, str | None] | None = None
 
     # ------------------------------------------------------------------ helpers
 
@@ -198,6 +206,76 @@ class Monitor:
                        "machine): some processes may be missing from it")
         self.info["ledger_events"] = f"{led.kept}/{led.events}"
 
+    # ------------------------------------------------------------------ eBPF
+
+    def _open_ebpf(self) -> None:
+        """Probe and load eBPF (before CMD starts, so its first syscalls count); when it cannot run,
+        say why once and use the schedstat estimate."""
+        if not self.ebpf:
+            return
+        reason = None
+        try:
+            from .collectors.ebpf import probe
+
+            got = probe(stacks=self.ebpf_stacks)
+            coll, reason = got.collector, got.reason
+        except Exception as exc:  # an optional collector never fails the run
+            coll, reason = None, f"the eBPF probe failed: {type(exc).__name__}: {exc}"
+        if coll is not None:
+            coll.on_degrade = self._warn
+            self._ebpf = coll
+            self._ebpf_cap = (True, None)
+            self.info["ebpf"] = f"loaded in {coll.load_secs:.2f} s ({coll.headers})"
+            return
+        self._ebpf_cap = (False, reason)
+        self._warn(f"eBPF is off: {reason}; reporting the schedstat off-CPU estimate instead")
+        try:
+            from .collectors.offcpu import SchedstatEstimate, available
+
+            why = available()
+            if why is None:
+                self._ebpf = SchedstatEstimate(reason)
+                self._ebpf.on_degrade = self._warn
+            else:
+                self._warn(f"no off-CPU estimate either: {why}")
+        except Exception as exc:
+            self._warn(f"no off-CPU estimate either: {type(exc).__name__}: {exc}")
+        self.info["ebpf"] = "schedstat estimate" if self._ebpf is not None else "off"
+
+    def _ebpf_summary(self, summary, pids=()):
+        """The summary with the eBPF fields, from a last reading taken after CMD ended."""
+        coll = self._ebpf
+        if coll is None:
+            return summary
+        try:
+            d = coll.read(list(pids), final=True)
+            if d is None:
+                return summary
+            from .records import from_plain
+
+            off = d["offcpu"]
+            sc = d.get("syscalls")
+            beh = d.get("behavior") or {}
+            return summary._replace(
+                offcpu_secs=off["total_time_ns"] / 1e9,
+                offcpu_io_secs=off["io_ns"] / 1e9 if off.get("io_ns") is not None else None,
+                offcpu_source=d["source"],
+                syscalls_total=sc["total"] if sc is not None else None,
+                behavior=beh.get("classification"),
+                ebpf=from_plain("ebpf_aggregated", d),
+            )
+        except Exception as exc:
+            self._warn(f"eBPF summary lost: {type(exc).__name__}: {exc}")
+            return summary
+
+    def _close_ebpf(self) -> None:
+        coll, self._ebpf = self._ebpf, None
+        if coll is not None:
+            try:
+                coll.close()
+            except Exception:  # noqa: S110 - nothing to do about it at the end of a run
+                pass
+
     def header(self, pid: int, argv: list[str], t0_ms: int) -> RunHeader:
         """The metadata record of a session on ``pid``."""
         try:
@@ -206,7 +284,7 @@ class Monitor:
             exe = ""
         return RunHeader(
             pid=pid, cmd=list(argv), executable=exe, t0_ms=t0_ms,
-            capabilities=capabilities(self.gpu_collector(), self._ledger_cap),
+            capabilities=capabilities(self.gpu_collector(), self._ledger_cap, self._ebpf_cap),
             schema_version=SCHEMA_VERSION, denet_version=__version__, labels=self.labels,
             interval_ms=self.interval_ms, max_interval_ms=self.max_interval_ms,
             include_children=self.include_children, since_process_start=self.since_process_start,
@@ -242,7 +320,12 @@ class Monitor:
             if now >= next_t:
                 if not alive():
                     return
-                rec = sampler.sample()
+                try:
+                    rec = sampler.sample()
+                except Exception as exc:  # a reader's fault ends the sampling, never the command
+                    self._warn(f"sampling stopped: {type(exc).__name__}: {exc}; the command goes on and its "
+                               "exact totals are kept")
+                    return
                 if rec is None:
                     return
                 self._emit(rec)
@@ -307,14 +390,30 @@ class Monitor:
         t0_boot = boot_ticks_now()
         self.info["subreaper"] = become_subreaper() if reap_all else False
         self._open_ledger()
+        self._open_ebpf()
+        spawning = getattr(self._ebpf, "begin_spawn", None)
+        # The forwarded signals wait (blocked) from just before CMD starts until their handlers are in place:
+        # a SIGTERM sent as soon as CMD runs is forwarded to it instead of killing denet unfinished.
+        blocked = forward_signals and _block(FORWARDED_SIGNALS)
         try:
+            if spawning is not None:
+                spawning()
             child = spawn(argv, stdout=stdout, stderr=stderr)
         except BaseException:
+            if blocked:
+                _unblock(FORWARDED_SIGNALS)
             if self._ledger is not None:
                 self._ledger.close()
                 self._ledger = None
+            self._close_ebpf()
             raise
+        if spawning is not None:
+            self._ebpf.end_spawn(child.pid)
         self._ledger_do("track_root", child.pid, os.getpid(), child.start_mono, list(argv))
+        # The CLI's CMD does not outlive a killed denet: its watchdog ends CMD's group (runner.start_watchdog).
+        watchdog = start_watchdog() if reap_all and forward_signals else None
+        if watchdog is not None:
+            watchdog.arm(child)
         old_handlers: dict = {}
         if forward_signals:
 
@@ -325,18 +424,25 @@ class Monitor:
                 pass
 
             for s in FORWARDED_SIGNALS:
+                if ignored(s):  # ignored by denet's parent's wish (nohup, a background job): CMD ignores it too
+                    continue
                 # When CMD shares the terminal's foreground group it gets Ctrl-C and Ctrl-\ itself.
                 own = child.own_group or s not in (signal.SIGINT, signal.SIGQUIT)
                 _set_handler(old_handlers, s, forward if own else ignore)
+        if blocked:
+            _unblock(FORWARDED_SIGNALS)  # what arrived meanwhile is forwarded now
         if raise_nofile:
             _raise_nofile()
         reaper = Reaper(child.pid, reap_all=reap_all, hwm_floor_kb=child.hwm_floor_kb)
         collector = process_collector(child.pid, include_children=self.include_children, adopt_orphans=reap_all)
+        if watchdog is not None:  # denet's own child: neither sampled nor counted
+            reaper.ignore.add(watchdog.pid)
+            getattr(collector, "hidden", set()).add(watchdog.pid)
         gpu = self.gpu_collector()  # probed once CMD runs
         sampler = Sampler(collector, include_children=self.include_children,
                           since_process_start=self.since_process_start, t0_boot_ticks=t0_boot,
                           reaped_cpu_secs=lambda: reaper.user_secs + reaper.system_secs,
-                          gpu=gpu if gpu.available else None)
+                          gpu=gpu if gpu.available else None, ebpf=self._ebpf)
         self.info["collector"] = "proc" if getattr(collector, "fast", False) else "psutil"
         self.info["own_group"] = child.own_group
         try:
@@ -350,10 +456,15 @@ class Monitor:
                 self._close_ledger()  # monitoring ended before CMD did (--duration): so does the ledger
             reaper.reap(block=True)
             end_mono = time.monotonic()
+            if watchdog is not None:
+                watchdog.disarm()  # CMD has ended: what it leaves running is not the watchdog's business
             # Descendants still running (orphans adopted by denet) count with what they used so far.
             live_user = live_sys = 0.0
             if reap_all and self.include_children:
-                survivors = collector.read()[1]  # zombies are not listed: their CPU comes from wait4
+                try:
+                    survivors = collector.read()[1]  # zombies are not listed: their CPU comes from wait4
+                except Exception:  # already reported by the loop, if it is the reader's fault
+                    survivors = []
                 # One that ended between that reading and now is reaped here and counted by its rusage.
                 before = len(reaper.reaped_pids)
                 reaper.reap()
@@ -365,6 +476,10 @@ class Monitor:
                     self._ledger_do("set_exit", child.pid, reaper.root_status, reaper.root_end_mono)
                 self._ledger_do("observe", sampler.last_readings)
                 self._close_ledger()
+            ebpf_pids = [r.pid for r in sampler.last_readings]
+        except BaseException:
+            self._close_ebpf()
+            raise
         finally:
             if self._ledger is not None:
                 self._ledger.close()
@@ -372,6 +487,8 @@ class Monitor:
             collector.close()
             gpu.close()
             child.close()
+            if watchdog is not None:
+                watchdog.close()  # not disarmed: denet is failing, and CMD's group is ended
             for s, h in old_handlers.items():
                 signal.signal(s, h)
         self.info["reaped"] = reaper.reaped
@@ -387,6 +504,9 @@ class Monitor:
             peak_process_rss_kb=peak,
             exact=EXACT_FIELDS,
         )
+        if self._ebpf is not None:
+            summary = self._ebpf_summary(summary, ebpf_pids)
+            self._close_ebpf()
         self._finish(summary)
         return RunResult(code if code is not None else 1, summary, child.pid, self.warnings)
 
@@ -396,6 +516,7 @@ class Monitor:
         """Monitor a running process until it ends (or the duration is over, or SIGINT/SIGTERM)."""
         if pid <= 0 or not _pid_exists(pid):
             raise ProcessNotFound(f"no process with pid {pid}")
+        _check_readable(pid)
         t0_ms = int(time.time() * 1000)
         start = time.monotonic()
         try:
@@ -416,6 +537,13 @@ class Monitor:
                 _set_handler(old_handlers, s, lambda *_: self.stop())
         self._open_ledger()
         self._ledger_do("seed", pid)
+        self._open_ebpf()
+        if hasattr(self._ebpf, "track"):  # the process and its descendants now; their children from here on
+            from .collectors.ebpf import tree_pids
+
+            self._ebpf.end_spawn(None)
+            self._ebpf.track(tree_pids(pid))
+        sampler.ebpf = self._ebpf
         try:
             self._start_records(pid, cmdline_of(pid), t0_ms)
             self.loop(sampler, pidfd, lambda: _pid_exists(pid), start)
@@ -424,6 +552,9 @@ class Monitor:
             if self._ledger is not None:
                 self._ledger_do("observe", sampler.last_readings)
                 self._close_ledger()
+        except BaseException:
+            self._close_ebpf()
+            raise
         finally:
             if self._ledger is not None:
                 self._ledger.close()
@@ -444,8 +575,31 @@ class Monitor:
             peak_process_rss_kb=sampler.peak_hwm_kb if seen else None,
             exact=(),
         )
+        if self._ebpf is not None:
+            summary = self._ebpf_summary(summary, [r.pid for r in sampler.last_readings])
+            self._close_ebpf()
         self._finish(summary)
         return RunResult(0, summary, pid, self.warnings)
+
+
+def _check_readable(pid: int) -> None:
+    """Refuse, in plain words, a process whose counters this user may not read (another user's, or one
+    that is not dumpable): attached anyway, its I/O would read as zeros."""
+    try:
+        with open(f"/proc/{pid}/io", "rb") as fh:
+            fh.read(1)
+    except PermissionError:
+        try:
+            import pwd
+
+            uid = os.stat(f"/proc/{pid}").st_uid
+            owner = f"user {pwd.getpwuid(uid).pw_name}"
+        except (OSError, KeyError, ImportError):
+            owner = "another user"
+        raise DenetError(f"cannot attach to pid {pid}: permission denied reading /proc/{pid}/io (the process belongs "
+                         f"to {owner} or is not dumpable); attach as its user or as root") from None
+    except OSError:  # gone meanwhile, or no /proc here: the collector has its own answer
+        pass
 
 
 def cmdline_of(pid: int) -> list[str]:
@@ -455,6 +609,22 @@ def cmdline_of(pid: int) -> list[str]:
             return [a.decode("utf-8", "replace") for a in fh.read().split(b"\0") if a]
     except OSError:
         return []
+
+
+def _block(signals) -> bool:
+    """Block ``signals`` in this thread; False where that is not possible."""
+    try:
+        signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+        return True
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _unblock(signals) -> None:
+    try:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+    except (AttributeError, OSError, ValueError):
+        pass
 
 
 def _set_handler(saved: dict, signum: int, handler) -> None:

@@ -23,6 +23,7 @@ __all__ = [
     "Aggregated",
     "Capability",
     "Child",
+    "EbpfAggregated",
     "EnvRecord",
     "GpuAggregated",
     "GpuDevice",
@@ -224,8 +225,33 @@ Numa = _make("numa", "Numa")
 EnvRecord = _make("env", "EnvRecord")
 RunSummary = _make("summary", "RunSummary")
 ProcessRecord = _make("process", "ProcessRecord")
+EbpfAggregated = _make("ebpf_aggregated", "EbpfAggregated")
+EbpfOffcpu = _make("ebpf_offcpu", "EbpfOffcpu")
+EbpfThread = _make("ebpf_thread", "EbpfThread")
+EbpfSyscalls = _make("ebpf_syscalls", "EbpfSyscalls")
+EbpfSyscallCount = _make("ebpf_syscall_count", "EbpfSyscallCount")
+EbpfProcessSyscalls = _make("ebpf_process_syscalls", "EbpfProcessSyscalls")
+EbpfBehavior = _make("ebpf_behavior", "EbpfBehavior")
+EbpfStack = _make("ebpf_stack", "EbpfStack")
 
 RECORD_CLASSES: dict[str, type] = {
     c._record: c for c in (Metrics, Aggregated, Child, TreeSample, Capability, RunHeader, Lscpu, Numa, EnvRecord, RunSummary,
-                           GpuDevice, GpuProcess, GpuMetrics, GpuAggregated, ProcessRecord)
+                           GpuDevice, GpuProcess, GpuMetrics, GpuAggregated, ProcessRecord,
+                           EbpfAggregated, EbpfOffcpu, EbpfThread, EbpfSyscalls, EbpfSyscallCount, EbpfProcessSyscalls,
+                           EbpfBehavior, EbpfStack)
 }
+
+
+def from_plain(record: str, d: dict):
+    """A record of type ``record`` from a plain dict of its declared fields (nested records
+    built the same way; a field not in the dict is None). Used for collector values."""
+    vals = {}
+    for f in schema.fields(record):
+        v = d.get(f.name)
+        if v is not None:
+            if f.type.startswith("record:"):
+                v = from_plain(f.type[len("record:"):], v)
+            elif f.type.startswith("list<record:"):
+                v = [from_plain(f.type[len("list<record:"):-1], x) for x in v]
+        vals[f.name] = v
+    return RECORD_CLASSES[record](**vals)

@@ -13,7 +13,17 @@ from __future__ import annotations
 import time
 from operator import sub as _sub
 
-from .records import Aggregated, Child, GpuAggregated, GpuDevice, GpuMetrics, GpuProcess, Metrics, TreeSample
+from .records import (
+    Aggregated,
+    Child,
+    GpuAggregated,
+    GpuDevice,
+    GpuMetrics,
+    GpuProcess,
+    Metrics,
+    TreeSample,
+    from_plain,
+)
 from .summary import SummaryAccumulator
 
 __all__ = ["Sampler", "boot_ticks_now", "interval_ms_at"]
@@ -45,10 +55,13 @@ class Sampler:
     """Turns ``collector.read()`` into :class:`TreeSample` (or :class:`Metrics` without children)."""
 
     def __init__(self, collector, *, include_children: bool = True, since_process_start: bool = False,
-                 t0_boot_ticks: int | None = None, reaped_cpu_secs=None, gpu=None) -> None:
+                 t0_boot_ticks: int | None = None, reaped_cpu_secs=None, gpu=None, ebpf=None) -> None:
         self.collector = collector
         # The GPU collector (collectors.gpu.GpuCollector) when it is available, else None.
         self.gpu = gpu
+        # With --enable-ebpf: the eBPF collector (collectors.ebpf) or the schedstat estimate
+        # (collectors.offcpu); its read(pids) gives the tree's `ebpf` values.
+        self.ebpf = ebpf
         self.include_children = include_children
         self.since_process_start = since_process_start
         # Processes that started at or after this instant (clock ticks since boot) count from zero.
@@ -187,7 +200,7 @@ class Sampler:
                 ts_ms, cpu, rss, vms, tot[0] + g[0], tot[1] + g[1], net[0], net[1], threads, 1 + len(children),
                 parent.uptime_secs,
                 tot[2] + g[2] if any_syscall else None, tot[3] + g[3] if any_syscall else None,
-                tot[4] + g[4], tot[5] + g[5], gpu=gpu_tree,
+                tot[4] + g[4], tot[5] + g[5], gpu=gpu_tree, ebpf=self._ebpf_value(),
             )
             self.summary.add_record(agg)
         return TreeSample(ts_ms, parent, children, agg)
@@ -216,6 +229,13 @@ class Sampler:
         agg = GpuAggregated(sum(p.memory_bytes or 0 for p in tree), len({p.pid for p in tree}), _sm_sum(tree),
                             tree, devices)
         return root, agg
+
+    def _ebpf_value(self):
+        """The tree's `ebpf` record now, or None (eBPF off, or its collector has degraded)."""
+        if self.ebpf is None:
+            return None
+        d = self.ebpf.read([r.pid for r in self.last_readings])
+        return from_plain("ebpf_aggregated", d) if d is not None else None
 
     def _forget_gone(self, live: set) -> None:
         self._departed = {}

@@ -9,7 +9,22 @@ from __future__ import annotations
 
 import sys
 
-__all__ = ["Reading", "process_collector"]
+__all__ = ["Reading", "process_collector", "report_degrade"]
+
+
+def report_degrade(collector, what: str, why: str) -> bool:
+    """Switch an optional collector off for the rest of the run, once: sets ``collector.degraded`` and
+    tells ``collector.on_degrade`` (set by the monitor) in one line. False when it was already off."""
+    if collector.degraded is not None:
+        return False
+    collector.degraded = why
+    cb = collector.on_degrade
+    if cb is not None:
+        try:
+            cb(f"{what} collector stopped: {why}; no {what} values from here on, the command goes on")
+        except Exception:  # noqa: S110 - reporting must not fail the run either
+            pass
+    return True
 
 
 class Reading:

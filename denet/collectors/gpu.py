@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import sys
 
+from . import report_degrade
+
 __all__ = ["LIBRARY_NOT_FOUND", "NOT_INSTALLED", "GpuCollector", "probe"]
 
 NOT_INSTALLED = "nvidia-ml-py is not installed (pip install 'denet[gpu]')"
@@ -254,15 +256,7 @@ class GpuCollector:
         return devices, procs
 
     def _degrade(self, why: str) -> None:
-        if self.degraded is not None:
-            return
-        self.degraded = why
-        cb = self.on_degrade
-        if cb is not None:
-            try:
-                cb(f"GPU collector stopped: {why}; no GPU values from here on, the command goes on")
-            except Exception:  # noqa: S110 - reporting must not fail the run either
-                pass
+        report_degrade(self, "GPU", why)
 
     def close(self) -> None:
         """Release NVML (once)."""
