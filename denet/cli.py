@@ -96,7 +96,7 @@ def _monitor(s: Settings):
         interval_ms=s.interval_ms, max_interval_ms=s.max_interval_ms, duration_s=s.duration_s,
         include_children=s.include_children, since_process_start=s.since_process_start,
         write_env=s.write_env, labels=s.label_dict(), sinks=_sinks(s), live=live, warn=_err, ledger=s.ledger,
-        gpu=s.gpu, note=s.note,
+        gpu=s.gpu, note=s.note, ebpf=s.enable_ebpf, ebpf_stacks=s.ebpf_stacks,
     )
 
 
@@ -127,9 +127,15 @@ def _drop_claim(s: Settings) -> None:
             pass
 
 
+SHELL = "/bin/sh"  # `denet run -c STRING`: the only place denet runs a shell
+
+
 def do_run(s: Settings, argv: list[str]) -> int:
+    if s.command is not None:
+        argv = [SHELL, "-c", s.command, *argv]  # words after STRING are $0, $1, ... as with sh -c
     if not argv:
-        raise UsageError("run: no command given (usage: denet run [OPTIONS] [--] CMD [ARGS]...)")
+        raise UsageError("run: no command given (usage: denet run [OPTIONS] [--] CMD [ARGS]... or "
+                         "denet run [OPTIONS] -c STRING)")
     captures = _name_outputs(s, argv)
     try:
         mon = _monitor(s)
@@ -194,11 +200,19 @@ def do_attach(s: Settings, args: list[str]) -> int:
         raise UsageError(f"attach: PID must be a number, got {args[0]!r}") from None
     if s.capture:
         raise UsageError("--capture applies to run: attach cannot see the output of a process it did not start")
+    if s.command is not None:
+        raise UsageError("-c/--command applies to run: attach follows a process that is already running")
     from .monitor import cmdline_of
 
     _name_outputs(s, cmdline_of(pid))
     mon = _monitor(s)
-    result = mon.attach(pid)
+    try:
+        result = mon.attach(pid)
+    except DenetError:  # no such process, or not ours to read: nothing was written
+        for sink in mon.sinks:
+            sink.close()
+        _drop_claim(s)
+        raise
     if s.stats:
         _write_stats(s.stats, result.summary)
     if s.debug:
@@ -212,7 +226,7 @@ def do_attach(s: Settings, args: list[str]) -> int:
 def do_config(s: Settings, as_json: bool) -> int:
     import json
 
-    rows = [(o.key, getattr(s, o.dest), s.sources.get(o.dest, "default"), o.env) for o in OPTIONS]
+    rows = [(o.key, getattr(s, o.dest), s.sources.get(o.dest, "default"), o.env) for o in OPTIONS if o.in_env]
     if as_json:
         obj = {k: {"value": list(v) if isinstance(v, tuple) else v, "source": src, "env": env}
                for k, v, src, env in rows}
@@ -265,7 +279,7 @@ def do_stats(path: str, as_json: bool, by: str | None = None) -> int:
         cmd = rf.metadata.get("cmd")
         lines.append(f"command: {' '.join(map(str, cmd)) if isinstance(cmd, list) else cmd}")
         labels = rf.metadata.get("labels")
-        if labels:
+        if labels and isinstance(labels, dict):
             lines.append("labels: " + ", ".join(f"{k}={v}" for k, v in labels.items()))
     exact = set(summ.get("exact") or [])
     for f in fields("summary"):
@@ -273,6 +287,11 @@ def do_stats(path: str, as_json: bool, by: str | None = None) -> int:
             continue
         v = summ.get(f.name)
         if v is None and f.optional:  # the GPU figures: only for runs with GPU values
+            continue
+        if isinstance(v, dict):  # the eBPF values (--enable-ebpf): a few lines of their own
+            from .collectors.ebpf_text import ebpf_lines
+
+            lines += ebpf_lines(v)
             continue
         if v is None:
             shown = "missing (run was cut short)" if f.name in ("exit_code", "wall_time_secs", "cpu_user_secs",
@@ -284,6 +303,8 @@ def do_stats(path: str, as_json: bool, by: str | None = None) -> int:
             shown = str(v)
         unit = f" {f.unit}" if f.unit and v is not None and f.unit != "count" else ""
         tag = "exact" if f.name in exact else "sampled"
+        if f.name in ("offcpu_secs", "offcpu_io_secs", "offcpu_source", "syscalls_total", "behavior"):
+            tag = "schedstat estimate" if summ.get("offcpu_source") == "schedstat" else "eBPF"
         lines.append(f"  {f.name:<26} {shown}{unit}  ({tag})")
     if rf.summary is None:
         lines.append("note: no summary line (the run was cut short); sampled figures recomputed from "
@@ -341,10 +362,10 @@ def _emit_output(data: bytes | None) -> None:
         sys.stdout.flush()
 
 
-def do_summarize(paths, by, per_run, fmt, out, suggest, mem_headroom, runtime_headroom, skip_bad) -> int:
+def do_summarize(paths, by, per_run, fmt, out, suggest, mem_headroom, runtime_headroom, skip_bad, jobs=()) -> int:
     import shutil
 
-    from .summaries import by_command, group_table, profile_yaml, run_table, write_output
+    from .summaries import PER_RUN_FORMATS, by_command, group_table, profile_yaml, run_table, write_output
     from .summaries import suggest as suggest_resources
 
     skipped: list[str] = []
@@ -353,12 +374,14 @@ def do_summarize(paths, by, per_run, fmt, out, suggest, mem_headroom, runtime_he
         skipped.append(msg)
         _err(f"skipped {msg}")
 
-    if by_command(by) and not per_run and fmt != "snakemake-tsv":
+    if by_command(by) and not per_run and fmt not in PER_RUN_FORMATS:
+        if jobs:
+            raise UsageError("--jobs labels whole runs; it does not go with --by command")
         return _summarize_by_command(paths, by, fmt, out, suggest, skip_bad, on_bad, skipped)
     runs = run_table(list(paths), skip_bad=skip_bad, on_bad=on_bad, progress=_ProgressBar("reading"),
-                     on_note=lambda m: _err(f"note: {m}"))
+                     on_note=lambda m: _err(f"note: {m}"), jobs=list(jobs) or None)
     if runs.height == 0:
-        raise DenetError("no runs found" + (f" ({len(skipped)} files skipped)" if skipped else ""))
+        raise DenetError(f"no runs found in {_paths_text(paths)}" + (f" ({len(skipped)} files skipped)" if skipped else ""))
     width = shutil.get_terminal_size((120, 24)).columns
     if suggest:
         from .schema import table_names_of
@@ -373,11 +396,17 @@ def do_summarize(paths, by, per_run, fmt, out, suggest, mem_headroom, runtime_he
         else:
             sys.stdout.write(text)
         return 0
-    if per_run or fmt == "snakemake-tsv":
+    if per_run or fmt in PER_RUN_FORMATS:
         _emit_output(write_output(runs, fmt, out, kind="run", width=width, runs=runs))
     else:
         _emit_output(write_output(group_table(runs, by), fmt, out, kind="group", width=width, runs=runs))
     return 0
+
+
+def _paths_text(paths) -> str:
+    """The paths given, for a message (the first three)."""
+    paths = list(paths)
+    return ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
 
 
 def _summarize_by_command(paths, by, fmt, out, suggest, skip_bad, on_bad, skipped) -> int:
@@ -392,7 +421,7 @@ def _summarize_by_command(paths, by, fmt, out, suggest, skip_bad, on_bad, skippe
     procs = process_table(list(paths), skip_bad=skip_bad, on_bad=on_bad, progress=_ProgressBar("reading"),
                           on_note=lambda m: _err(f"note: {m}"))
     if procs.height == 0:
-        raise DenetError("no process records found (runs written with the process ledger have them)"
+        raise DenetError(f"no process records found in {_paths_text(paths)} (runs written with the process ledger have them)"
                          + (f" ({len(skipped)} files skipped)" if skipped else ""))
     width = shutil.get_terminal_size((120, 24)).columns
     _emit_output(write_output(command_table(procs, by), fmt, out, kind="command", width=width))
@@ -590,7 +619,8 @@ def build_click():
                        "instead (--by command, --by rule,command).")
     @click.option("--per-run", is_flag=True, help="One row per run instead of one per group.")
     @click.option("--format", "-f", "fmt", type=click.Choice(OUTPUT_FORMATS), default="table", show_default=True,
-                  help="Output format (snakemake-tsv: Snakemake's benchmark TSV, one row per run).")
+                  help="Output format (snakemake-tsv: Snakemake's benchmark TSV; nextflow-trace: Nextflow's trace "
+                       "file; both one row per run).")
     @click.option("--output", "-o", "out", type=click.Path(dir_okay=False), default=None,
                   help="Write to FILE instead of stdout.")
     @click.option("--suggest", is_flag=True,
@@ -601,6 +631,10 @@ def build_click():
     @click.option("--runtime-headroom", type=click.FloatRange(min=1.0), default=1.5, show_default=True,
                   help="--suggest: runtime (minutes) = longest wall time x this factor.")
     @click.option("--skip-bad", is_flag=True, help="Report a bad file (path and reason) and go on without it.")
+    @click.option("--jobs", "jobs", multiple=True, type=click.Path(dir_okay=False), metavar="FILE",
+                  help="Job records of denet's Snakemake logger plugin (snakemake --logger denet): each run gets "
+                       "its job's rule, jobid, wildcards, threads and resources (mem_mb, runtime) as labels, so "
+                       "runs of the zero-edit shim are reported per rule (repeatable).")
     def summarize(**kw):
         """Summarise many runs: per group (--by) or per run (--per-run).
 

@@ -63,7 +63,7 @@ def env_values(environ=None) -> dict[str, tuple[object, str]]:
     environ = os.environ if environ is None else environ
     out: dict[str, tuple[object, str]] = {}
     for o in OPTIONS:
-        raw = environ.get(o.env)
+        raw = environ.get(o.env) if o.in_env else None
         if raw is None or raw == "":
             continue
         if o.kind in ("flag", "neg"):

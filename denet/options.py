@@ -14,10 +14,10 @@ __all__ = ["OPTIONS", "Option", "Settings", "lean_parse", "split_global"]
 
 class Option:
     __slots__ = ("dest", "flags", "kind", "default", "help", "metavar", "aliases", "choices", "key", "env",
-                 "in_file")
+                 "in_file", "in_env")
 
     def __init__(self, dest, flags, kind, default, help, metavar=None, aliases=(), choices=(), key=None,
-                 in_file=True) -> None:
+                 in_file=True, in_env=True) -> None:
         self.dest = dest
         self.flags = flags  # e.g. ("--interval", "-i")
         # "flag", "int", "float", "str", "multi", "neg" (a flag that sets dest False), "choice" (one of choices)
@@ -33,6 +33,7 @@ class Option:
         self.key = key or (dest if kind == "neg" else flags[0].lstrip("-").replace("-", "_"))
         self.env = "DENET_" + self.key.upper()
         self.in_file = in_file  # False: not a config-file key (--config itself)
+        self.in_env = in_env  # False: no DENET_* variable (-c: a command does not come from the environment)
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -75,7 +76,17 @@ OPTIONS: tuple[Option, ...] = (
            "from kernel process events where the kernel allows)."),
     Option("gpu", ("--no-gpu",), "neg", True,
            "Do not probe or sample NVIDIA GPUs (the probe loads NVML, which can take a moment on a GPU host)."),
+    Option("enable_ebpf", ("--enable-ebpf",), "flag", False,
+           "Profile the tree with eBPF (root, or CAP_BPF+CAP_PERFMON; bcc from python3-bpfcc): syscalls by "
+           "process and category, off-CPU time by thread and state, a behaviour classification. Loading takes "
+           "about half a second before CMD starts. Where eBPF cannot run, a schedstat off-CPU estimate instead."),
+    Option("ebpf_stacks", ("--ebpf-stacks",), "flag", False,
+           "With --enable-ebpf (implied): also record the user stacks of the longest off-CPU waits and name "
+           "them from the binaries' symbol tables."),
     Option("debug", ("--debug",), "flag", False, "Print denet's own diagnostics on stderr."),
+    Option("command", ("--command", "-c"), "str", None,
+           "Run STRING through /bin/sh -c (pipes, redirections, ; and && need no extra quoting); words after "
+           "it become $0, $1, ... as with sh -c.", "STRING", in_file=False, in_env=False),
     Option("config", ("--config",), "str", None,
            "Read settings from this TOML file instead of ./denet.toml and the user's config.toml.", "FILE",
            in_file=False),

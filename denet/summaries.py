@@ -40,7 +40,9 @@ __all__ = [
     "write_output",
 ]
 
-OUTPUT_FORMATS = ("table", "csv", "json", "parquet", "snakemake-tsv")
+OUTPUT_FORMATS = ("table", "csv", "json", "parquet", "snakemake-tsv", "nextflow-trace")
+# Formats with one row per run whatever --per-run says.
+PER_RUN_FORMATS = ("snakemake-tsv", "nextflow-trace")
 
 Progress = Callable[[int, int], None]
 OnBad = Callable[[str], None]
@@ -50,7 +52,9 @@ _SUMMARY = [f for f in schema.fields("summary") if f.name != "exact"]
 # GPU figures come from the summary record only (a run cut short has none here; `denet stats` recomputes
 # them from the records). Their columns are left out of both tables when no run has GPU values.
 _GPU = tuple(f.name for f in _SUMMARY if "gpu" in f.name)
-_SAMPLED = [f.name for f in _SUMMARY if f.name not in EXACT_FIELDS and f.name not in _GPU]
+# The eBPF figures (--enable-ebpf) likewise: from the summary record only, columns left out when no run has them.
+_EBPF = ("offcpu_secs", "offcpu_io_secs", "offcpu_source", "syscalls_total", "behavior", "ebpf")
+_SAMPLED = [f.name for f in _SUMMARY if f.name not in EXACT_FIELDS and f.name not in _GPU and f.name not in _EBPF]
 _ROW_ONLY = ("max_cpu_usage", "peak_mem_vms_kb")  # per-run figures that only rows (or Snakemake) give
 
 
@@ -153,11 +157,11 @@ def _parquet_stats(files: list[tuple[str, readers.RunEntry]], rd: _Reader) -> li
             continue
         try:
             out.append(scan([f for f, _ in group], full).collect())
-        except Exception:  # a damaged file among many: find it
+        except readers.read_failures():  # a damaged file among many: find it
             for f, _e in group:
                 try:
                     out.append(scan([f], full).collect())
-                except Exception as exc:
+                except readers.read_failures() as exc:
                     rd.bad(InputError(f"{f}: cannot read the Parquet rows: {readers._short(exc)}"), f)
     return out
 
@@ -177,11 +181,11 @@ def _ndjson_stats(files: list[tuple[str, readers.RunEntry]], rd: _Reader) -> lis
             continue
         try:
             out.append(scan(group, full).collect())
-        except Exception:
+        except readers.read_failures():
             for f, e in group:
                 try:
                     out.append(scan([(f, e)], full).collect())
-                except Exception:
+                except readers.read_failures():
                     try:  # the line-by-line reader names the file and line of what is wrong
                         out.append(_python_stats(f, None, e))
                     except InputError as exc:
@@ -213,7 +217,7 @@ def _dataset_stats(path: str, entries: list[readers.RunEntry], rd: _Reader) -> l
             out[0] = out[0].filter(~pl.col("run_id").is_in(cut))
             out.append(full)
         return out
-    except Exception as exc:
+    except readers.read_failures() as exc:
         rd.bad(InputError(f"{path}: cannot read the dataset's rows: {readers._short(exc)}"), path)
         return []
 
@@ -248,14 +252,17 @@ def _text(v) -> str | None:
 
 def run_table(paths: str | os.PathLike | Iterable[str | os.PathLike], *, skip_bad: bool = False,
               on_bad: OnBad | None = None, progress: Progress | None = None,
-              on_note: OnBad | None = None, entries_out: list | None = None) -> pl.DataFrame:
+              on_note: OnBad | None = None, entries_out: list | None = None,
+              jobs: str | os.PathLike | Iterable[str | os.PathLike] | None = None) -> pl.DataFrame:
     """One row per run (the ``run`` table of docs/schema.md) for files, directories and globs.
 
     A bad file raises :class:`~denet.errors.InputError` naming it; with ``skip_bad`` it is passed
     to ``on_bad`` (path and reason) and left out. ``progress(done, total)`` is called as files
     are opened. A run found in two files (the same run id) is counted once and reported to
     ``on_note``. ``entries_out``, when given, receives the runs' :class:`~denet.readers.RunEntry`
-    objects (metadata, env, summary records), in the order of the rows.
+    objects (metadata, env, summary records), in the order of the rows. ``jobs``: job files of
+    denet's Snakemake logger plugin; each run matched to a job gets the job's rule, jobid, wildcards,
+    threads and numeric resources as labels where it lacks them (:mod:`denet.jobs`).
     """
 
     rd = _Reader(skip_bad, on_bad)
@@ -313,6 +320,14 @@ def run_table(paths: str | os.PathLike | Iterable[str | os.PathLike], *, skip_ba
         stats += _dataset_stats(d, es, rd)
     if rd.bad_sources:
         entries = [e for e in entries if e.path not in rd.bad_sources and e.source.split("#")[0] not in rd.bad_sources]
+    if jobs:  # the job records of the Snakemake logger plugin: rule, wildcards, threads, resources as labels
+        from .jobs import annotate, read_jobs
+
+        job_list = read_jobs(jobs)
+        matched, without = annotate(entries, job_list)
+        if on_note is not None:
+            on_note(f"--jobs: {matched} of {len(entries)} runs matched to {len(job_list)} jobs"
+                    + (f"; {without} jobs with a command have no run file" if without else ""))
     if entries_out is not None:
         entries_out.extend(entries)
     return _drop_absent_gpu(_assemble(entries, stats))
@@ -354,8 +369,14 @@ def _assemble(entries: list, stats: list):
         cols[rename[k]] = [None if (v := lab.get(k)) is None else str(v) for lab in labels]
         schema_in[rename[k]] = pl.String
     for f in _SUMMARY:
-        cols["_s_" + f.name] = [_num(x.get(f.name)) for x in summs]
-        schema_in["_s_" + f.name] = schema.polars_dtype(f.type)
+        if f.type == "str":
+            cols["_s_" + f.name] = [_text(x.get(f.name)) for x in summs]
+        elif f.type.startswith("record:"):  # nested values: JSON text, as in every flat table
+            cols["_s_" + f.name] = [json.dumps(v, separators=(",", ":")) if isinstance(v := x.get(f.name), dict)
+                                    else None for x in summs]
+        else:
+            cols["_s_" + f.name] = [_num(x.get(f.name)) for x in summs]
+        schema_in["_s_" + f.name] = dtypes.get(f.name) or schema.polars_dtype(f.type)
     for k in _ROW_ONLY:
         cols["_x_" + k] = [_num(x.get(k)) for x in sampled]
         schema_in["_x_" + k] = dtypes[k]
@@ -463,28 +484,32 @@ def group_table(runs: pl.DataFrame, by: str | Sequence[str] | None = None) -> pl
                                       for f in out_fields]))
 
 
-def _gpu_columns() -> set[str]:
-    """The run and group columns of GPU figures."""
-    return set(_GPU) | {f.name for f in schema.table_fields("group") if f.source in _GPU}
+def _gpu_columns(names: tuple[str, ...] = _GPU) -> set[str]:
+    """The run and group columns of GPU figures (or of the other summary-only ``names``)."""
+    return set(names) | {f.name for f in schema.table_fields("group") if f.source in names}
 
 
 def _drop_absent_gpu(df: pl.DataFrame) -> pl.DataFrame:
-    """Without GPU values in any run, the GPU columns are left out (present only when some run has them)."""
-    cols = [c for c in df.columns if c in _gpu_columns()]
-    if cols and df.select(cols).null_count().row(0) == (df.height,) * len(cols):
-        return df.drop(cols)
+    """Without GPU values in any run, the GPU columns are left out (present only when some run has them);
+    the eBPF columns likewise."""
+    for names in (_GPU, _EBPF):
+        cols = [c for c in df.columns if c in _gpu_columns(names)]
+        if cols and df.select(cols).null_count().row(0) == (df.height,) * len(cols):
+            df = df.drop(cols)
     return df
 
 
 def summarize(paths: str | os.PathLike | Iterable[str | os.PathLike], by: str | Sequence[str] | None = None,
               per_run: bool = False, *, skip_bad: bool = False, on_bad: OnBad | None = None,
-              progress: Progress | None = None, on_note: OnBad | None = None) -> pl.DataFrame:
+              progress: Progress | None = None, on_note: OnBad | None = None,
+              jobs: str | os.PathLike | Iterable[str | os.PathLike] | None = None) -> pl.DataFrame:
     """Summaries of the runs in ``paths`` (files, directories searched recursively, globs):
     one row per group of ``by`` (default: the ``rule`` label, else the command), or one row per
     run with ``per_run``. Returns a polars DataFrame whose columns are the contract of
     docs/schema.md (tables ``group`` and ``run``). A ``by`` that names ``command`` (``"command"``,
     ``"rule,command"``) breaks the runs' process ledgers down by command name instead (table
-    ``command_group``; runs without a ledger are counted in a note)."""
+    ``command_group``; runs without a ledger are counted in a note). ``jobs``: job files of denet's
+    Snakemake logger plugin, joined to the runs (see :func:`run_table`)."""
     if not per_run and by_command(by):
         from .process_summaries import command_table, process_table
 
@@ -493,7 +518,7 @@ def summarize(paths: str | os.PathLike | Iterable[str | os.PathLike], by: str | 
             raise InputError("no process records found in " + ", ".join(
                 map(str, [paths] if isinstance(paths, str | os.PathLike) else paths)))
         return command_table(procs, by)
-    runs = run_table(paths, skip_bad=skip_bad, on_bad=on_bad, progress=progress, on_note=on_note)
+    runs = run_table(paths, skip_bad=skip_bad, on_bad=on_bad, progress=progress, on_note=on_note, jobs=jobs)
     if runs.height == 0:
         raise InputError("no runs found in " + ", ".join(map(str, [paths] if isinstance(paths, str | os.PathLike)
                                                                 else paths)))
@@ -609,6 +634,10 @@ def write_output(df: pl.DataFrame, fmt: str, out: str | None, *, kind: str = "gr
         data = buf.getvalue().rstrip(b"\n") + b"\n"
     elif fmt == "snakemake-tsv":
         data = snakemake_tsv(runs if runs is not None else df).encode()
+    elif fmt == "nextflow-trace":
+        from .nextflow import nextflow_trace
+
+        data = nextflow_trace(runs if runs is not None else df).encode()
     else:
         data = render_table(df, kind=kind, width=width).encode()
     if out is None:
@@ -623,7 +652,7 @@ _SHORT = {"wall_time_secs": "wall", "cpu_time_secs": "cpu", "cores": "cores", "p
           "peak_process_rss_kb": "proc rss", "disk_read_bytes": "read", "disk_write_bytes": "write",
           "syscall_read_bytes": "rchar", "syscall_write_bytes": "wchar", "avg_cpu_usage": "cpu%",
           "max_cpu_usage": "cpu% max", "max_processes": "procs", "max_threads": "threads",
-          "threads": "req thr", "cpu_efficiency": "eff", "exit_code": "exit", "total_disk_read_bytes": "read",
+          "threads": "req thr", "mem_mb": "req MB", "cpu_efficiency": "eff", "exit_code": "exit", "total_disk_read_bytes": "read",
           "total_disk_write_bytes": "write", "peak_mem_vms_kb": "vms", "path": "file",
           "peak_gpu_tree_memory_bytes": "gpu mem", "peak_gpu_memory_used_bytes": "gpu dev mem",
           "max_gpu_utilization_pct": "gpu% max", "avg_gpu_utilization_pct": "gpu%", "gpu_device_count": "gpus"}
@@ -637,7 +666,8 @@ _GROUP_PRIORITY = ("runs", "failed", "wall_time_secs_max", "peak_mem_rss_kb_max"
                    "peak_gpu_tree_memory_bytes_max", "max_gpu_utilization_pct_max", "cpu_time_secs_sum",
                    "wall_time_secs_mean", "peak_mem_rss_kb_mean", "cpu_efficiency_mean", "wall_time_secs_p95",
                    "peak_mem_rss_kb_p95", "cores_max", "peak_process_rss_kb_max", "disk_read_bytes_sum",
-                   "disk_write_bytes_sum", "incomplete", "cores_p95", "cpu_time_secs_mean", "max_processes_max")
+                   "disk_write_bytes_sum", "incomplete", "cores_p95", "cpu_time_secs_mean", "max_processes_max",
+                   "threads_max", "mem_mb_max")
 _RUN_PRIORITY = ("exit_code", "wall_time_secs", "cpu_time_secs", "cores", "peak_mem_rss_kb", "peak_process_rss_kb",
                  "peak_gpu_tree_memory_bytes", "max_gpu_utilization_pct", "peak_gpu_memory_used_bytes",
                  "max_cpu_usage", "total_disk_read_bytes", "total_disk_write_bytes", "max_processes", "complete",

@@ -15,7 +15,7 @@ import pytest
 pl = pytest.importorskip("polars")
 pytest.importorskip("pyarrow")
 
-from denet import schema  # noqa: E402
+from denet import schema, summaries  # noqa: E402
 from denet.compact import compact  # noqa: E402
 from denet.errors import InputError, UsageError  # noqa: E402
 from denet.records import Aggregated, Capability, Child, Metrics, RunHeader, RunSummary, TreeSample  # noqa: E402
@@ -115,8 +115,9 @@ def runs(tmp_path):
 def test_per_run_table_matches_what_was_written(runs):
     d, rs = runs
     t = run_table([str(d)])
-    # GPU columns are present only when some run has GPU values (tests/unit/test_gpu_summaries.py)
-    gpu = {f.name for f in schema.fields("summary") if "gpu" in f.name}
+    # GPU columns are present only when some run has GPU values (tests/unit/test_gpu_summaries.py);
+    # the eBPF columns only when some run has eBPF values (tests/unit/test_ebpf.py)
+    gpu = {f.name for f in schema.fields("summary") if "gpu" in f.name} | set(summaries._EBPF)
     assert t.columns == [c for c in schema.table_names_of("run", labels=["rule", "threads"]) if c not in gpu]
     assert t.height == len(rs)
     by_path = {r["path"]: r for r in t.iter_rows(named=True)}
