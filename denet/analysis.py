@@ -263,12 +263,15 @@ def load_metrics(path: str, include_metadata: bool = False) -> list[dict]:
     """
     from .readers import classify
 
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8", errors="replace") as fh:  # bytes that are not UTF-8: a line skipped
         text = fh.read()
     stripped = text.lstrip()
     items: list = []
     if stripped.startswith("["):
-        data = json.loads(stripped)
+        try:
+            data = json.loads(stripped)
+        except (ValueError, RecursionError) as exc:
+            raise ValueError(f"{path}: not a valid JSON array: {exc}") from None
         items = list(data) if isinstance(data, list) else []
     else:
         for line in text.splitlines():
@@ -277,7 +280,7 @@ def load_metrics(path: str, include_metadata: bool = False) -> list[dict]:
                 continue
             try:
                 items.append(json.loads(line))
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
     if include_metadata:
         return items

@@ -82,7 +82,7 @@ def iter_records(path: str, *, on_bad_line: Callable[[str], None] | None = None)
         if head == b"[":
             try:
                 items = json.loads(fh.read())
-            except (ValueError, UnicodeDecodeError) as exc:
+            except (ValueError, UnicodeDecodeError, RecursionError) as exc:
                 raise InputError(f"{path}: not a valid JSON array: {exc}") from None
             for n, obj in enumerate(items if isinstance(items, list) else [], 1):
                 if isinstance(obj, dict):
@@ -98,7 +98,7 @@ def iter_records(path: str, *, on_bad_line: Callable[[str], None] | None = None)
                 continue
             try:
                 obj = json.loads(line)
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError, RecursionError):
                 msg = f"{path}:{n}: not a JSON record" + (" (truncated last line?)" if not raw.endswith(b"\n") else "")
                 if on_bad_line is None:
                     raise InputError(msg) from None
@@ -290,7 +290,7 @@ def detect_format(path: str) -> str:
             line = fh.readline(1 << 24)
             try:
                 obj = json.loads(line)
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError, RecursionError):
                 what = "truncated record (the file ends in the middle of its first line)" \
                     if not line.endswith(b"\n") else "not a JSON record"
                 raise InputError(f"{path}:1: {what}") from None
@@ -440,6 +440,17 @@ def _short(exc: BaseException) -> str:
     return text[0][:200] if text else type(exc).__name__
 
 
+def read_failures() -> tuple[type[BaseException], ...]:
+    """What reading a damaged file with polars may raise, for ``except read_failures():`` (evaluated only
+    when something was raised): its errors, and the panics of its Rust code, ``PanicException``, which
+    derives from BaseException and would otherwise end denet with a traceback."""
+    try:
+        from polars.exceptions import PanicException
+    except ImportError:  # pragma: no cover - an old polars
+        return (Exception,)
+    return (Exception, PanicException)
+
+
 def parquet_kv(path: str) -> dict[str, str]:
     """The key-value metadata of a Parquet file; a file that is not complete Parquet is refused."""
     import polars as pl
@@ -448,7 +459,7 @@ def parquet_kv(path: str) -> dict[str, str]:
         return pl.read_parquet_metadata(path)
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
-    except Exception as exc:  # polars raises ComputeError for files cut short or not Parquet at all
+    except read_failures() as exc:  # polars raises ComputeError for files cut short or not Parquet at all
         raise InputError(f"{path}: not a complete Parquet file (cut short, or still being written?): "
                          f"{_short(exc)}") from None
 
@@ -461,7 +472,7 @@ def _kv_json(path: str, kv: dict, key: str) -> dict | None:
         return None
     try:
         obj = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InputError(f"{path}: the Parquet key {KV[key]} is not valid JSON") from None
     return obj if isinstance(obj, dict) else None
 
@@ -515,7 +526,7 @@ def jsonl_entry(path: str, fmt: str) -> RunEntry:
                 continue
             try:
                 obj = json.loads(raw)
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError, RecursionError):
                 if fmt == "denet-journal" and not raw.endswith(b"\n"):
                     break
                 raise InputError(f"{path}:{n}: not a JSON record" +
@@ -547,7 +558,7 @@ def jsonl_entry(path: str, fmt: str) -> RunEntry:
                 continue
             try:
                 obj = json.loads(raw)
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError, RecursionError):
                 if start and raw is lines[0]:
                     break  # the window cut this line
                 n = _count_lines(fh)
@@ -646,7 +657,7 @@ def snakemake_entries(path: str, fmt: str | None = None) -> list[RunEntry]:
                 continue
             try:
                 obj = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise InputError(f"{path}:{n}: not a JSON record" +
                                  ("" if n < len(lines) or text.endswith("\n") else " (truncated last line)")) from None
             if not isinstance(obj, dict):
@@ -686,7 +697,7 @@ def dataset_entries(path: str) -> list[RunEntry]:
     parquet_kv(runs)
     try:
         df = pl.read_parquet(runs, glob=False)
-    except Exception as exc:
+    except read_failures() as exc:
         raise InputError(f"{runs}: cannot read: {_short(exc)}") from None
     out = []
 
@@ -695,7 +706,7 @@ def dataset_entries(path: str) -> list[RunEntry]:
             return None
         try:
             o = json.loads(s)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise InputError(f"{runs}: a JSON column is not valid JSON") from None
         return o if isinstance(o, dict) else None
 
@@ -904,7 +915,7 @@ def read_processes(path: str, fmt: str | None = None) -> tuple[list[dict] | None
         try:
             info = json.loads(raw)
             sibling = os.path.join(os.path.dirname(path), str(info["file"]))
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             raise InputError(f"{path}: the Parquet key {KV['processes']} is not valid") from None
         if not os.path.exists(sibling):
             return None, f"{path}: its process ledger {sibling} is missing (moved without it?)"
@@ -925,7 +936,7 @@ def read_processes(path: str, fmt: str | None = None) -> tuple[list[dict] | None
                     continue
                 try:
                     obj = json.loads(raw)
-                except (ValueError, UnicodeDecodeError):
+                except (ValueError, UnicodeDecodeError, RecursionError):
                     if fmt == "denet-journal" and not raw.endswith(b"\n"):
                         break  # the run was killed while writing it
                     raise InputError(f"{path}:{n}: not a JSON record") from None

@@ -18,7 +18,7 @@ except ImportError:  # pragma: no cover - other Python implementations
 
 from .errors import SpawnError
 
-__all__ = ["Child", "Reaper", "become_subreaper", "exit_code_of", "spawn"]
+__all__ = ["Child", "Reaper", "Watchdog", "become_subreaper", "exit_code_of", "ignored", "spawn", "start_watchdog"]
 
 PR_SET_CHILD_SUBREAPER = 36
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
@@ -81,6 +81,14 @@ class Child:
             self.pidfd = None
 
 
+def ignored(signum: int) -> bool:
+    """True when ``signum`` is ignored here (inherited from denet's parent: ``nohup``, a background job)."""
+    try:
+        return signal.getsignal(signum) == signal.SIG_IGN
+    except (ValueError, OSError):
+        return False
+
+
 def _foreground_tty() -> bool:
     """True when denet runs as the foreground job of a terminal (then CMD shares its process group)."""
     try:
@@ -120,7 +128,10 @@ def spawn(argv: list[str], *, stdout: str | int = "inherit", stderr: str | int =
     kwargs = {
         "file_actions": actions,
         # Python ignores SIGPIPE and SIGXFSZ; CMD must get the defaults back (`yes | head` relies on it).
-        "setsigdef": (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT),
+        # A signal denet was started with ignored (`nohup`: SIGHUP; `CMD &` in a script: SIGINT, SIGQUIT)
+        # stays ignored in CMD, as it would without denet.
+        "setsigdef": (signal.SIGPIPE, signal.SIGXFSZ,
+                      *(s for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT) if not ignored(s))),
         "setsigmask": (),
     }
     if own_group:
@@ -141,6 +152,71 @@ def _do_spawn(prog: str, argv: list[str], kwargs: dict) -> int:
     if "/" in prog:
         return os.posix_spawn(prog, argv, os.environ, **kwargs)
     return os.posix_spawnp(prog, argv, os.environ, **kwargs)
+
+
+# The watchdog: a tiny shell, denet's child in a session of its own, that reads CMD's process group from a
+# pipe only denet writes to. When denet ends normally it writes "ok" first; when denet is killed (SIGKILL,
+# the OOM killer) the pipe closes without it, and the watchdog ends CMD's group: SIGTERM, then SIGKILL.
+_WATCHDOG = ('read -r target || exit 0; read -r done; [ "$done" = ok ] && exit 0; '
+             'kill -s TERM -- "$target" 2>/dev/null || exit 0; sleep 2; kill -s KILL -- "$target" 2>/dev/null; exit 0')
+
+
+class Watchdog:
+    """Ends CMD's process group if denet itself dies before CMD has ended (see ``start_watchdog``)."""
+
+    __slots__ = ("pid", "fd")
+
+    def __init__(self, pid: int, fd: int) -> None:
+        self.pid = pid
+        self.fd: int | None = fd
+
+    def _send(self, text: str) -> None:
+        if self.fd is not None:
+            try:
+                os.write(self.fd, text.encode())
+            except OSError:  # the watchdog is gone (killed by someone): nothing to do
+                pass
+
+    def arm(self, child: Child) -> None:
+        """Watch ``child``: its whole process group when it has one of its own, else the process."""
+        self._send(f"-{child.pgid}\n" if child.own_group else f"{child.pid}\n")
+
+    def disarm(self) -> None:
+        """CMD has ended normally: the watchdog leaves at once (and is reaped here)."""
+        if self.fd is None:
+            return
+        self._send("ok\n")
+        self.close()
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:  # reaped already (Reaper.ignore keeps it out of the totals)
+            pass
+
+    def close(self) -> None:
+        """Close the pipe; without ``disarm`` first this ends CMD's group (denet is failing)."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def start_watchdog() -> Watchdog | None:
+    """Start the watchdog (``/bin/sh``, about a millisecond, after CMD has started); None where impossible."""
+    if not os.path.exists("/bin/sh"):
+        return None
+    r, w = os.pipe()  # both ends close-on-exec: CMD never inherits them
+    try:
+        pid = os.posix_spawn("/bin/sh", ["sh", "-c", _WATCHDOG], {"PATH": "/usr/bin:/bin"},
+                             file_actions=[(os.POSIX_SPAWN_DUP2, r, 0),
+                                           (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                                           (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0)],
+                             setsid=True, setsigmask=(),
+                             setsigdef=(signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
+    except OSError:
+        os.close(w)
+        return None
+    finally:
+        os.close(r)
+    return Watchdog(pid, w)
 
 
 def exit_code_of(status: int) -> int:
@@ -165,6 +241,7 @@ class Reaper:
         self.hwm_floor_kb = hwm_floor_kb
         self.root_status: int | None = None
         self.root_end_mono: float | None = None
+        self.ignore: set[int] = set()  # denet's own helpers (the watchdog): reaped, never counted
         self.user_secs = 0.0
         self.system_secs = 0.0
         self.reaped = 0
@@ -203,7 +280,7 @@ class Reaper:
                 continue
             if pid == 0:
                 break
-            if os.WIFSTOPPED(status) or os.WIFCONTINUED(status):
+            if os.WIFSTOPPED(status) or os.WIFCONTINUED(status) or pid in self.ignore:
                 continue
             self._account(pid, status, ru)
             if block and pid == self.root_pid:

@@ -25,6 +25,7 @@ class PsutilCollector:
                  hwm_every: int = 5) -> None:
         self.root_pid = root_pid
         self.include_children = include_children
+        self.hidden: set[int] = set()  # pids never listed: denet's own helpers among its children
         self.adopt_orphans = adopt_orphans
         self.hwm_every = hwm_every
         self._procs: dict[int, psutil.Process] = {}
@@ -86,7 +87,7 @@ class PsutilCollector:
                 kids.extend(root_p.children(recursive=True))
             if self.adopt_orphans:
                 for c in psutil.Process().children(recursive=False):
-                    if c.pid != self.root_pid:
+                    if c.pid != self.root_pid and c.pid not in self.hidden:
                         kids.append(c)
                         kids.extend(c.children(recursive=True))
         except psutil.Error:

@@ -126,6 +126,7 @@ class ProcCollector:
                  hwm_every: int = 5) -> None:
         self.root_pid = root_pid
         self.include_children = include_children
+        self.hidden: set[int] = set()  # pids never listed: denet's own helpers among its children
         self.hwm_every = hwm_every
         self._procs: dict[int, _Proc] = {}
         self._self_children_fd = _open(f"/proc/self/task/{os.getpid()}/children") if adopt_orphans else None
@@ -286,7 +287,7 @@ class ProcCollector:
         root = self._read(root_pid, now_boot)
         if not self.include_children:
             return root, []
-        seen = {root_pid}
+        seen = {root_pid, *self.hidden}  # hidden: denet's own helpers (its watchdog)
         stack = self._children(root_pid) if root is not None else []
         if self._self_children_fd is not None:
             try:

@@ -379,7 +379,7 @@ def _tree_rows(entry) -> pl.DataFrame | None:
     if fmt in ("denet-jsonl", "rust-jsonl"):
         try:
             df = readers.scan_ndjson_tree_rows([entry.path], columns=want).collect()
-        except Exception:  # polars' reader refuses something unusual: read it record by record
+        except readers.read_failures():  # polars' reader refuses something unusual: read it record by record
             df = None
     if df is None:
         if fmt == "denet-dataset":
@@ -444,7 +444,7 @@ def _gpu_rows(entry) -> pl.DataFrame | None:
 
             try:
                 obj = json.loads(g) if isinstance(g, str) else g
-            except ValueError:
+            except (ValueError, RecursionError):
                 obj = None
             ts.append(t)
             vals.append(_gpu_values(obj))

@@ -412,7 +412,7 @@ def jsonl_tables(path: str, *, lenient_last_line: bool, fallback: Callable[[str]
             elif raw.strip():
                 try:
                     obj = loads(raw)
-                except (ValueError, UnicodeDecodeError):
+                except (ValueError, UnicodeDecodeError, RecursionError):
                     ok = False
                     break
                 kind = obj.get("kind") if isinstance(obj, dict) else None
@@ -537,7 +537,7 @@ def read_journal(journal: str, builder: RowBuilder | None = None) -> tuple[RowBu
         for n, raw in enumerate(fh, 1):
             try:
                 obj = loads(raw)
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError, RecursionError):
                 if raw.strip() and raw.endswith(b"\n"):  # a last line without newline was cut short: dropped
                     bad.append(f"{journal}:{n}: not a JSON record")
                 continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -158,3 +159,14 @@ def proc_state(pid: int) -> str | None:
 def proc_gone(pid: int) -> bool:
     """The process has ended (gone, or a zombie waiting to be reaped)."""
     return proc_state(pid) in (None, "Z", "X")
+
+
+@functools.cache
+def ebpf_unavailable() -> str | None:
+    """Why eBPF cannot run here (the probe's own reason), or None when it can; probed once."""
+    from denet.collectors import ebpf
+
+    r = ebpf.probe()
+    if r.collector is not None:
+        r.collector.close()
+    return None if r.available else r.reason
