@@ -84,7 +84,10 @@ def test_two_busy_processes_read_about_200_percent(tmp_path):
     assert len(steady) >= 3, [(t["ts_ms"] - t0, t["aggregated"] and t["aggregated"]["process_count"]) for t in trees]
     usage = statistics.median(t["aggregated"]["cpu_usage"] for t in steady)
     detail = (round(got, 1), [t["aggregated"]["cpu_usage"] for t in steady])
-    assert 0.7 * got <= usage <= 1.2 * got, detail
+    # Not above what two single-threaded processes can use (a double count would read about 400 %). `got` is
+    # each burner's average over its whole life, and on a busy machine its share in the steady window can be
+    # larger than that average, so `got` bounds the median from below only.
+    assert 0.7 * got <= usage <= 240, detail
     if got >= 170:  # the machine was quiet enough for the burners to get about two cores
         assert 140 <= usage <= 240, detail
     # each burner is about its share of a core, the waiting root about nothing
