@@ -23,7 +23,7 @@ from .records import Capability, EnvRecord, Lscpu, Numa, ProcessRecord, RunHeade
 from .runner import FORWARDED_SIGNALS, Reaper, become_subreaper, exit_code_of, ignored, spawn, start_watchdog
 from .sampler import Sampler, boot_ticks_now, interval_ms_at
 from .schema import SCHEMA_VERSION
-from .summary import EXACT_FIELDS
+from .summary import EXACT_FIELDS, EXACT_IO_FIELDS
 
 __all__ = ["Monitor", "RunResult", "capabilities", "cmdline_of", "env_record"]
 
@@ -31,6 +31,17 @@ __all__ = ["Monitor", "RunResult", "capabilities", "cmdline_of", "env_record"]
 # for this long (seconds): on a machine busy with other processes denet then wakes up at most
 # 1/LEDGER_QUIET_S times a second for them, and reads their events in batches.
 LEDGER_QUIET_S = 0.01
+# The ledger's sockets whose events may wait (EventLedger.wake_fds: on Linux >= 6.6 all but the
+# exec events') are not watched while the tree is busy: after a drain that found events of the tree
+# a full drain (every socket, then the records) comes LEDGER_BATCH_S (seconds) later; an exec drain
+# meanwhile reads the fork/exit events too (the exec's fork must be known), not taskstats. When they
+# become readable while watched, they are read LEDGER_BATCH_S later. A child's fork, exit and
+# taskstats message so ride on the wake-up of an exec or of a batch instead of waking denet each
+# (docs/ledger.md, "Wake-ups").
+LEDGER_BATCH_S = 0.1
+# Drains that exec events bring come at least this far apart (seconds): in a burst of short processes
+# denet reads their events in batches (those that end within it keep their name, not their argv).
+LEDGER_EXEC_GAP_S = 0.005
 
 
 class RunResult:
@@ -46,6 +57,24 @@ class RunResult:
 
     def __repr__(self) -> str:
         return f"RunResult(exit_code={self.exit_code!r}, pid={self.pid}, summary={self.summary!r})"
+
+
+def _exact_io(reaper, survivors, zombies, ended: set) -> tuple[int, int, int, int] | None:
+    """The tree's I/O totals from the kernel's accounting, or None where some part is unknown: what
+    denet read of each process it reaped (their own I/O and what they had reaped, each counted once),
+    plus the /proc counters of the processes still running at the end (orphans). A zombie left that
+    denet did not reap (a survivor's child not waited for) is in nobody's counters: None."""
+    if reaper.io_missed or any(pid not in ended for pid, _ in (zombies or ())):
+        return None
+    rb, wb, rc, wc = reaper.io
+    for r in survivors:
+        if r.rchar is None or r.wchar is None:
+            return None
+        rb += r.read_bytes
+        wb += r.write_bytes
+        rc += r.rchar
+        wc += r.wchar
+    return rb, wb, rc, wc
 
 
 def capabilities(gpu=None, ledger: tuple[bool, str | None] | None = None,
@@ -310,7 +339,14 @@ class Monitor:
                 poller.register(pidfd, select.POLLIN)
             for fd in lfds:
                 poller.register(fd, select.POLLIN)
-        unmute_at = None  # the ledger's sockets are not watched until then (see LEDGER_QUIET_S)
+        # Sockets of the ledger: those in ``wake`` are drained as soon as they are readable; the others
+        # (``lazy``) are unwatched (lazy_on False) while a drain is due at drain_at (LEDGER_BATCH_S).
+        # None is watched for LEDGER_QUIET_S (until unmute_at) after a drain that found nothing of the tree.
+        wake = set(led.wake_fds()) if lfds else set()
+        lazy = [fd for fd in lfds if fd not in wake]
+        lazy_on = True
+        drain_at = unmute_at = hold_until = None  # hold_until: ``wake`` unwatched (LEDGER_EXEC_GAP_S)
+        last_drain = -1.0
         next_t = time.monotonic()
         while not self._stop:
             now = time.monotonic()
@@ -340,25 +376,74 @@ class Monitor:
                 wait = min(wait, start_mono + self.duration_s - now)
             if unmute_at is not None:
                 wait = min(wait, unmute_at - now)
+            else:
+                if drain_at is not None:
+                    wait = min(wait, drain_at - now)
+                if hold_until is not None:
+                    wait = min(wait, hold_until - now)
             wait = max(wait, 0.0)
             if poller is not None:
                 ready = poller.poll(wait * 1000.0)
                 if lfds:
-                    if unmute_at is not None and time.monotonic() >= unmute_at:
+                    now = time.monotonic()
+                    if unmute_at is not None and now >= unmute_at:
                         unmute_at = None
-                        for fd in lfds:
+                        for fd in wake:
                             poller.register(fd, select.POLLIN)
-                    if unmute_at is None and any(fd != pidfd for fd, _ in ready):
-                        self._ledger_do("drain")
-                        led = self._ledger
-                        if led is None or led.degraded is not None:  # its sockets are closed
-                            for fd in lfds:
+                        if drain_at is None:
+                            for fd in lazy:
+                                poller.register(fd, select.POLLIN)
+                            lazy_on = True
+                    if unmute_at is None:
+                        due = drain_at is not None and now >= drain_at
+                        if hold_until is None:
+                            woke = any(fd in wake for fd, _ in ready)
+                            if woke and now - last_drain < LEDGER_EXEC_GAP_S:
+                                hold_until = last_drain + LEDGER_EXEC_GAP_S
+                                for fd in wake:
+                                    poller.unregister(fd)
+                                woke = False
+                        else:
+                            woke = now >= hold_until
+                            if woke:
+                                hold_until = None
+                                for fd in wake:
+                                    poller.register(fd, select.POLLIN)
+                        if due or woke:
+                            # An exec while a batch is pending: its events only (the command line is read
+                            # now); the taskstats messages, and the records, come with the batch.
+                            full = drain_at is None or due
+                            if full:
+                                drain_at = None
+                            if hold_until is not None:
+                                hold_until = None
+                                for fd in wake:
+                                    poller.register(fd, select.POLLIN)
+                            last_drain = now
+                            self._ledger_do("drain", full)
+                            led = self._ledger
+                            gone = led is None or led.degraded is not None  # its sockets are closed
+                            if gone or not led.tree_events_last_drain:
+                                for fd in lfds:
+                                    if lazy_on or fd in wake:
+                                        poller.unregister(fd)
+                                lazy_on = False
+                                if gone:
+                                    lfds = ()
+                                else:
+                                    unmute_at = now + LEDGER_QUIET_S
+                            elif lazy:  # the tree is busy: its next events wait for its next exec's
+                                if lazy_on:
+                                    for fd in lazy:
+                                        poller.unregister(fd)
+                                    lazy_on = False
+                                if drain_at is None:
+                                    drain_at = now + LEDGER_BATCH_S
+                        elif lazy_on and any(fd in lazy for fd, _ in ready):  # the first events of a batch
+                            drain_at = now + LEDGER_BATCH_S
+                            for fd in lazy:
                                 poller.unregister(fd)
-                            lfds = ()
-                        elif not led.tree_events_last_drain:
-                            unmute_at = time.monotonic() + LEDGER_QUIET_S
-                            for fd in lfds:
-                                poller.unregister(fd)
+                            lazy_on = False
                 if pidfd is not None and any(fd == pidfd for fd, _ in ready):
                     return  # the root has exited
             else:
@@ -442,7 +527,7 @@ class Monitor:
         sampler = Sampler(collector, include_children=self.include_children,
                           since_process_start=self.since_process_start, t0_boot_ticks=t0_boot,
                           reaped_cpu_secs=lambda: reaper.user_secs + reaper.system_secs,
-                          gpu=gpu if gpu.available else None, ebpf=self._ebpf)
+                          gpu=gpu if gpu.available else None, ebpf=self._ebpf, reaped_pids=reaper.reaped_pids)
         self.info["collector"] = "proc" if getattr(collector, "fast", False) else "psutil"
         self.info["own_group"] = child.own_group
         try:
@@ -460,17 +545,22 @@ class Monitor:
                 watchdog.disarm()  # CMD has ended: what it leaves running is not the watchdog's business
             # Descendants still running (orphans adopted by denet) count with what they used so far.
             live_user = live_sys = 0.0
+            io_totals = None
             if reap_all and self.include_children:
                 try:
                     survivors = collector.read()[1]  # zombies are not listed: their CPU comes from wait4
+                    io_known = True
                 except Exception:  # already reported by the loop, if it is the reader's fault
                     survivors = []
+                    io_known = False
                 # One that ended between that reading and now is reaped here and counted by its rusage.
                 before = len(reaper.reaped_pids)
                 reaper.reap()
                 ended = set(reaper.reaped_pids[before:])
                 sampler.last_readings = [r for r in survivors if r.pid not in ended]
                 live_user, live_sys = sampler.live_cpu_secs()
+                io_totals = _exact_io(reaper, sampler.last_readings, getattr(collector, "zombies", None), ended) \
+                    if io_known else None
             if self._ledger is not None:
                 if reaper.root_status is not None:
                     self._ledger_do("set_exit", child.pid, reaper.root_status, reaper.root_end_mono)
@@ -502,7 +592,8 @@ class Monitor:
             cpu_user_secs=reaper.user_secs + live_user,
             cpu_system_secs=reaper.system_secs + live_sys,
             peak_process_rss_kb=peak,
-            exact=EXACT_FIELDS,
+            exact=EXACT_FIELDS + (EXACT_IO_FIELDS if io_totals is not None else ()),
+            io_totals=io_totals,
         )
         if self._ebpf is not None:
             summary = self._ebpf_summary(summary, ebpf_pids)

@@ -229,10 +229,15 @@ def exit_code_of(status: int) -> int:
 
 
 class Reaper:
-    """Reaps the processes that end under denet and adds up their rusage.
+    """Reaps the processes that end under denet and adds up their rusage, and their I/O.
 
     ``reap_all=True`` (the CLI, where every child of denet belongs to the tree) waits for any
     child; otherwise only for the root, so that a host program's other children are left alone.
+
+    I/O: before a child is reaped, its ``/proc/PID/io`` is read (``waitid`` with ``WNOWAIT`` leaves
+    it a zombie meanwhile). A zombie's accounting is final and includes everything it reaped itself
+    (the kernel adds a reaped child's I/O to its parent's), so ``io`` is the I/O of every process
+    that ended under denet, each counted once; ``io_missed`` counts the children it could not read.
     """
 
     def __init__(self, root_pid: int, *, reap_all: bool = True, hwm_floor_kb: int = 0) -> None:
@@ -246,6 +251,8 @@ class Reaper:
         self.system_secs = 0.0
         self.reaped = 0
         self.reaped_pids: list[int] = []
+        self.io = [0, 0, 0, 0]  # read_bytes, write_bytes, rchar, wchar of the reaped (ignore left out)
+        self.io_missed = 0 if hasattr(os, "waitid") else 1
         # Largest ru_maxrss above the fork floor, and the largest at all (KiB).
         self.maxrss_above_floor_kb = 0
         self.maxrss_any_kb = 0
@@ -266,6 +273,29 @@ class Reaper:
             self.root_status = status
             self.root_end_mono = time.monotonic()
 
+    def _peek(self, flags: int) -> int | None:
+        """The pid of a child that has ended, left unreaped, after its I/O was read; 0 when none has
+        (with WNOHANG); None where waitid is missing (then wait4 reaps without the I/O)."""
+        if self.io_missed and not hasattr(os, "waitid"):
+            return None
+        idtype, ident = (os.P_ALL, 0) if self.reap_all else (os.P_PID, self.root_pid)
+        info = os.waitid(idtype, ident, os.WEXITED | os.WNOWAIT | flags)
+        if info is None or info.si_pid == 0:
+            return 0
+        pid = info.si_pid
+        if pid not in self.ignore:
+            try:
+                with open(f"/proc/{pid}/io", "rb") as fh:
+                    t = fh.read().split()
+                io = self.io
+                io[0] += int(t[9])
+                io[1] += int(t[11])
+                io[2] += int(t[1])
+                io[3] += int(t[3])
+            except (OSError, ValueError, IndexError):
+                self.io_missed += 1
+        return pid
+
     def reap(self, block: bool = False) -> bool:
         """Reap what has ended; with ``block``, wait for the root. True once the root has been reaped."""
         # Block only while the root is still running: orphans it leaves behind are not waited for.
@@ -273,7 +303,10 @@ class Reaper:
         target = -1 if self.reap_all else self.root_pid
         while True:
             try:
-                pid, status, ru = os.wait4(target, flags)
+                peeked = self._peek(flags)
+                if peeked == 0:
+                    break
+                pid, status, ru = os.wait4(target if peeked is None else peeked, flags)
             except ChildProcessError:
                 break
             except InterruptedError:  # pragma: no cover - PEP 475 retries for us

@@ -4,13 +4,38 @@ Per process (keyed by pid and start time, so a recycled pid starts afresh) the s
 the CPU time and instant of the previous reading, for ``cpu_usage``, and the counters' baseline,
 for deltas. A process that started after monitoring began has a baseline of zero, so none of its
 I/O is lost between its start and its first reading; one that was already running is counted
-from its first reading (``--since-process-start`` gives lifetime values instead). The tree's
-aggregated counters keep what processes that have ended had done, so they never go back.
+from its first reading (``--since-process-start`` gives lifetime values instead).
+
+The tree's aggregated counters keep what processes that have ended had done, so they never go back,
+and count each process's I/O once. Linux adds the I/O accounting of a reaped child (its own and
+everything it had reaped) to its parent's ``/proc/PID/io``; page faults it adds to the parent's
+``cminflt``/``cmajflt``, which are not read. So when a process has gone, the sampler decides who
+reaped it:
+
+- still a zombie (the collector's ``zombies``): not reaped yet; its last counters stay counted;
+- reaped by denet (the subreaper; ``reaped_pids``): in no tree member's counters; its last counters
+  are kept (as for the root);
+- else, its parent (its last reading's ``ppid``) is a live member of the tree: the parent's counters
+  have absorbed its final I/O, which is not kept a second time (only what it had done before
+  monitoring began, its baseline, is taken off: the parent's counters include that too); its page
+  faults are kept;
+- its parent has gone in the same interval: it shares the parent's fate (the parent had reaped it
+  before it ended: the common case of a shell waiting for its command);
+- otherwise (parent unknown or outside the tree: an orphan reaped by init or another subreaper):
+  its last counters are kept.
+
+Residual errors: the I/O a process did after its last reading, when no tree member absorbs it
+(orphans, the root); and, without ``reaped_pids`` (attach, the Python API), a process whose parent
+ended first and which ended itself in the same interval, reaped by a process outside the tree: its
+last counters are dropped although no tree member absorbed them (an undercount, never a double
+count). A parent read just before it reaps a child that has gone from the listing shows the
+child's I/O one sample late; the aggregated counters are held at their highest value meanwhile.
 """
 
 from __future__ import annotations
 
 import time
+from operator import add as _add
 from operator import sub as _sub
 
 from .records import (
@@ -41,7 +66,7 @@ def interval_ms_at(elapsed_s: float, base_ms: float, max_ms: float) -> float:
 
 
 class _State:
-    __slots__ = ("base", "last_cpu", "last_t", "last", "raw")
+    __slots__ = ("base", "last_cpu", "last_t", "last", "raw", "ppid")
 
     def __init__(self, base, cpu, t) -> None:
         self.base = base
@@ -49,13 +74,15 @@ class _State:
         self.last_t = t
         self.last = (0, 0, 0, 0, 0, 0)
         self.raw = None
+        self.ppid = None
 
 
 class Sampler:
     """Turns ``collector.read()`` into :class:`TreeSample` (or :class:`Metrics` without children)."""
 
     def __init__(self, collector, *, include_children: bool = True, since_process_start: bool = False,
-                 t0_boot_ticks: int | None = None, reaped_cpu_secs=None, gpu=None, ebpf=None) -> None:
+                 t0_boot_ticks: int | None = None, reaped_cpu_secs=None, gpu=None, ebpf=None,
+                 reaped_pids: list[int] | None = None) -> None:
         self.collector = collector
         # The GPU collector (collectors.gpu.GpuCollector) when it is available, else None.
         self.gpu = gpu
@@ -71,9 +98,13 @@ class Sampler:
         # Counter totals of processes that have ended (for monotone tree counters).
         self._gone = [0, 0, 0, 0, 0, 0]
         self._gone_any_syscall = False
-        # Processes missing from the last sample only: if one comes back (a read that failed once),
-        # it continues where it was instead of being counted twice.
-        self._departed: dict[tuple[int, int], _State] = {}
+        # Processes missing from the last sample only, with what their leaving added to _gone: if one
+        # comes back (a read that failed once), it continues where it was instead of being counted twice.
+        self._departed: dict[tuple[int, int], tuple[_State, tuple]] = {}
+        # The pids denet has reaped (the runner's list, appended to): not absorbed by a tree member.
+        self.reaped_pids = reaped_pids
+        self._reaped_from = 0  # reaped_pids[_reaped_from:]: reaped since the previous sample
+        self._agg_hi = [0, 0, 0, 0, 0, 0]  # highest aggregated counters so far (they never go back)
         self.summary = SummaryAccumulator()
         self.peak_hwm_kb = 0  # largest VmHWM / RSS seen for a single process
         self.last_readings: list = []  # root first when alive
@@ -86,8 +117,9 @@ class Sampler:
         key = (r.pid, r.start)
         st = self._state.get(key)
         if st is None and key in self._departed:
-            st = self._state[key] = self._departed.pop(key)
-            for i, v in enumerate(st.last):
+            st, added = self._departed.pop(key)
+            self._state[key] = st
+            for i, v in enumerate(added):
                 self._gone[i] -= v
         counters = (r.read_bytes, r.write_bytes, r.rchar or 0, r.wchar or 0, r.minflt or 0, r.majflt or 0)
         if st is None:
@@ -110,6 +142,7 @@ class Sampler:
             # deltas against the baseline, never below what was reported before
             vals = st.last = tuple(map(max, map(_sub, counters, st.base), st.last))
             st.raw = counters
+        st.ppid = r.ppid
         hwm = r.hwm_kb if r.hwm_kb is not None else r.rss_kb
         if hwm > self.peak_hwm_kb:
             self.peak_hwm_kb = hwm
@@ -185,6 +218,19 @@ class Sampler:
                 tot[3] += m.syscall_write_bytes or 0
             tot[4] += m.page_faults_cached or 0
             tot[5] += m.page_faults_disk or 0
+        zombies = getattr(self.collector, "zombies", None)
+        if zombies:
+            # ended, not reaped yet: no process's counters hold their I/O but their own
+            for key, ppid in zombies.items():
+                st = self._state.get(key)
+                if st is not None:
+                    st.ppid = ppid
+                    live.add(key)
+                    last = st.last
+                    for i in range(6):
+                        tot[i] += last[i]
+                    if last[2] or last[3]:
+                        any_syscall = True
         self._forget_gone(live)
         g = self._gone
         agg = None
@@ -196,11 +242,13 @@ class Sampler:
             cpu = (tree_cpu - self._tree_cpu) / (t - self._tree_t) * 100.0
             self._tree_cpu, self._tree_t = tree_cpu, t
         if parent is not None:
+            # never back: a parent read just before it reaped a child shows the child's I/O one sample late
+            hi = self._agg_hi = list(map(max, map(_add, tot, g), self._agg_hi))
             agg = Aggregated(
-                ts_ms, cpu, rss, vms, tot[0] + g[0], tot[1] + g[1], net[0], net[1], threads, 1 + len(children),
+                ts_ms, cpu, rss, vms, hi[0], hi[1], net[0], net[1], threads, 1 + len(children),
                 parent.uptime_secs,
-                tot[2] + g[2] if any_syscall else None, tot[3] + g[3] if any_syscall else None,
-                tot[4] + g[4], tot[5] + g[5], gpu=gpu_tree, ebpf=self._ebpf_value(),
+                hi[2] if any_syscall else None, hi[3] if any_syscall else None,
+                hi[4], hi[5], gpu=gpu_tree, ebpf=self._ebpf_value(),
             )
             self.summary.add_record(agg)
         return TreeSample(ts_ms, parent, children, agg)
@@ -238,14 +286,53 @@ class Sampler:
         return from_plain("ebpf_aggregated", d) if d is not None else None
 
     def _forget_gone(self, live: set) -> None:
+        """Move the processes not in ``live`` (keys of this sample's readings and zombies) to the totals
+        of ended processes, once each (see the module's docstring). A zombie counts as a live parent:
+        what it reaped before it ended is in its counters, which go to whoever reaps it."""
         self._departed = {}
+        rp = self.reaped_pids
+        reaped_from = self._reaped_from
+        if rp is not None:
+            self._reaped_from = len(rp)
         if len(self._state) == len(live):
             return
-        for key in [k for k in self._state if k not in live]:
-            st = self._departed[key] = self._state.pop(key)
-            for i, v in enumerate(st.last):
-                self._gone[i] += v
-            if st.last[2] or st.last[3]:
+        gone = {k: self._state.pop(k) for k in [k for k in self._state if k not in live]}
+        by_pid = {k[0]: k for k in gone}
+        parents = {k[0] for k in live}
+        by_denet = set(rp[reaped_from:]) if rp else ()
+        fate: dict[tuple[int, int], bool] = {}  # True: absorbed by a live member of the tree
+        for key in gone:
+            chain = []
+            k: tuple[int, int] | None = key
+            absorbed = False
+            while k is not None:
+                if k in fate:
+                    absorbed = fate[k]
+                    break
+                chain.append(k)
+                pp = gone[k].ppid
+                if k[0] in by_denet or pp is None:
+                    break
+                if pp in parents:
+                    absorbed = True
+                    break
+                k = by_pid.get(pp)  # its parent has gone too: the same fate
+                if k in chain:
+                    break
+            for c in chain:
+                fate[c] = absorbed
+        g = self._gone
+        for key, st in gone.items():
+            last = st.last
+            if fate[key]:
+                b = st.base
+                added = (-b[0], -b[1], -b[2], -b[3], last[4], last[5])
+            else:
+                added = last
+            self._departed[key] = (st, added)
+            for i in range(6):
+                g[i] += added[i]
+            if last[2] or last[3]:
                 self._gone_any_syscall = True
 
     def live_cpu_secs(self) -> tuple[float, float]:

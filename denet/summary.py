@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from .records import RunSummary
 
-__all__ = ["EXACT_FIELDS", "SummaryAccumulator"]
+__all__ = ["EXACT_FIELDS", "EXACT_IO_FIELDS", "SummaryAccumulator"]
 
 EXACT_FIELDS = ("exit_code", "wall_time_secs", "cpu_user_secs", "cpu_system_secs", "cpu_time_secs",
                 "peak_process_rss_kb")
+# The I/O totals, exact when the runner read the I/O of every process it reaped (``io_totals``).
+EXACT_IO_FIELDS = ("total_disk_read_bytes", "total_disk_write_bytes", "total_syscall_read_bytes",
+                   "total_syscall_write_bytes")
 
 
 class SummaryAccumulator:
@@ -114,9 +117,14 @@ class SummaryAccumulator:
 
     def build(self, total_time_secs: float | None = None, *, exit_code=None, wall_time_secs=None,
               cpu_user_secs=None, cpu_system_secs=None, peak_process_rss_kb=None,
-              exact: tuple[str, ...] | list[str] = ()) -> RunSummary:
-        """The summary record; the exact part is whatever the caller knows (None otherwise)."""
+              exact: tuple[str, ...] | list[str] = (), io_totals: tuple[int, int, int, int] | None = None,
+              ) -> RunSummary:
+        """The summary record; the exact part is whatever the caller knows (None otherwise).
+        ``io_totals``: (disk read, disk write, syscall read, syscall write) bytes when known exactly,
+        instead of the last record's."""
         dr, dw, sr, sw, rx, tx = self.last
+        if io_totals is not None:
+            dr, dw, sr, sw = io_totals
         cpu_time = None
         if cpu_user_secs is not None and cpu_system_secs is not None:
             cpu_time = cpu_user_secs + cpu_system_secs

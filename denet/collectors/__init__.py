@@ -32,6 +32,11 @@ class Reading:
 
     Counters are lifetime values; the sampler turns them into deltas and rates.
     ``None`` means "not readable here" (for example ``io`` of another user's process).
+
+    Process collectors also keep ``zombies``: ``{(pid, start): ppid}`` of the tree's processes that
+    the last ``read()`` found ended but not yet reaped (they are not in its readings). The sampler
+    keeps their counters until they are reaped, and then looks at who reaped them (see
+    :mod:`denet.sampler`).
     """
 
     __slots__ = (
@@ -54,10 +59,11 @@ class Reading:
         "cpu_core",
         "uptime_secs",
         "hwm_kb",  # VmHWM when read this time, else None
+        "ppid",  # parent pid (None when not known): who reaps it, and so whose I/O counters absorb its I/O
     )
 
     def __init__(self, pid, start, comm, cpu_secs, user_secs, children_cpu_secs, children_user_secs, rss_kb, vms_kb, read_bytes, write_bytes,
-                 rchar, wchar, minflt, majflt, threads, cpu_core, uptime_secs, hwm_kb) -> None:
+                 rchar, wchar, minflt, majflt, threads, cpu_core, uptime_secs, hwm_kb, ppid=None) -> None:
         self.pid = pid
         self.start = start
         self.comm = comm
@@ -77,6 +83,7 @@ class Reading:
         self.cpu_core = cpu_core
         self.uptime_secs = uptime_secs
         self.hwm_kb = hwm_kb
+        self.ppid = ppid
 
     def __repr__(self) -> str:
         return "Reading(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"

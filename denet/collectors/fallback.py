@@ -30,6 +30,8 @@ class PsutilCollector:
         self.hwm_every = hwm_every
         self._procs: dict[int, psutil.Process] = {}
         self._nreads: dict[int, int] = {}
+        # The tree's processes the last read() found ended, not yet reaped: {(pid, start): ppid}.
+        self.zombies: dict[tuple[int, int], int] = {}
 
     def _proc(self, pid: int) -> psutil.Process | None:
         p = self._procs.get(pid)
@@ -46,11 +48,13 @@ class PsutilCollector:
         try:
             with p.oneshot():
                 if p.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+                    self.zombies[(p.pid, int((p.create_time() - psutil.boot_time()) * _CLK))] = p.ppid()
                     return None
                 t = p.cpu_times()
                 mem = p.memory_info()
                 create = p.create_time()
                 threads = p.num_threads()
+                ppid = p.ppid()
                 name = p.name()
                 try:
                     core = p.cpu_num()
@@ -74,9 +78,11 @@ class PsutilCollector:
         return Reading(p.pid, start, name, t.user + t.system, t.user, t.children_user + t.children_system,
                        t.children_user,
                        mem.rss // 1024, mem.vms // 1024, rb, wb, rchar, wchar, minflt, majflt, threads, core,
-                       int(time.time() - create), hwm)
+                       int(time.time() - create), hwm, ppid)
 
     def read(self) -> tuple[Reading | None, list[Reading]]:
+        if self.zombies:
+            self.zombies = {}
         root_p = self._proc(self.root_pid)
         root = self._read(root_p) if root_p is not None else None
         if not self.include_children:

@@ -15,7 +15,10 @@ from the kernel instead of polling for them. Three sources, best first:
     listen; older kernels want ``CAP_NET_ADMIN``. The connector exists only in the host's network
     namespace, and its pids are the host's, so it is off in other network or PID namespaces.
     At an exec event ``/proc/PID/cmdline`` and ``/proc/PID/comm`` are read (a process that has
-    already exited by then keeps its parent's argv, and its comm from taskstats).
+    already exited by then has its comm from taskstats as command). On Linux >= 6.6 exec events
+    come on a socket of their own (:meth:`EventLedger.wake_fds`): the monitor wakes up at once for
+    them, to read the command line while the process lives, and reads the other events (fork,
+    exit, comm, taskstats) in batches.
 ``taskstats``
     The generic netlink family ``TASKSTATS`` (root only): a listener registered for a CPU mask
     receives one ``struct taskstats`` per exiting task of the machine: CPU user/system time, peak
@@ -139,7 +142,19 @@ def _read(path: str, size: int = 65536) -> bytes | None:
 
 
 def _argv(pid: int) -> list[str] | None:
-    data = _read(f"/proc/{pid}/cmdline", 1 << 17)
+    try:
+        fd = os.open(f"/proc/{pid}/cmdline", _O)
+    except OSError:
+        return None
+    try:
+        # A small first read: a 128 KiB one costs an mmap of its buffer each time.
+        data = os.read(fd, 4096)
+        if len(data) == 4096:
+            data += os.read(fd, 1 << 17)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     if not data:
         return None
     return [a.decode("utf-8", "replace") for a in data.split(b"\0") if a] or None
@@ -257,8 +272,9 @@ class Unavailable(Exception):
     """A source cannot be used here; the message is the one-line reason for ``capabilities``."""
 
 
-def _open_connector():
-    """The proc connector socket, listening; raises :class:`Unavailable` with a one-line reason."""
+def _open_connector(events: int = EV_WANTED):
+    """The proc connector socket, listening (on Linux >= 6.6 to ``events`` only); raises
+    :class:`Unavailable` with a one-line reason."""
     import _socket
 
     try:
@@ -281,7 +297,7 @@ def _open_connector():
             raise Unavailable(f"the proc connector refused to listen: {os.strerror(err)}")
         if _kernel_at_least(6, 6):
             # Linux >= 6.6 filters by event type in the kernel: only fork, exec, comm and exit reach us.
-            s.send(_cn_op(PROC_CN_MCAST_LISTEN, token, EV_WANTED))
+            s.send(_cn_op(PROC_CN_MCAST_LISTEN, token, events))
         s.setblocking(False)
     except OSError as exc:
         s.close()
@@ -589,7 +605,21 @@ class EventLedger:
     available = True
 
     def __init__(self) -> None:
-        self._cn = _open_connector()
+        # Linux >= 6.6 filters events per socket: exec events, which the monitor must read at once (the
+        # command line is read from /proc while the process lives), get a socket of their own (_cx);
+        # the rest (_cn) can wait to be read in batches. Older kernels: one socket for all.
+        self._cx = None
+        if _kernel_at_least(6, 6):
+            try:
+                self._cx = _open_connector(EV_EXEC)
+            except Unavailable:
+                self._cx = None
+        try:
+            self._cn = _open_connector(EV_WANTED & ~EV_EXEC if self._cx is not None else EV_WANTED)
+        except Unavailable:
+            if self._cx is not None:
+                self._cx.close()
+            raise
         self.taskstats_reason: str | None = None
         self._ts: _Taskstats | None = None
         try:
@@ -620,12 +650,22 @@ class EventLedger:
         return f"proc connector only: {self.taskstats_reason} (no exact per-process CPU, memory and I/O)"
 
     def fds(self) -> tuple[int, ...]:
-        if self.degraded is not None:
+        if self.degraded is not None or self._cn is None:  # degraded, or closed
             return ()
         out = [self._cn.fileno()]
+        if self._cx is not None:
+            out.append(self._cx.fileno())
         if self._ts is not None:
             out.append(self._ts.sock.fileno())
         return tuple(out)
+
+    def wake_fds(self) -> tuple[int, ...]:
+        """Those of :meth:`fds` whose events must be read at once (exec events: the command line is
+        read then); the others' may wait for a batch (fork, exit, comm, taskstats). All of them on
+        kernels that cannot send exec events apart (< 6.6)."""
+        if self.degraded is not None or self._cn is None:
+            return ()
+        return (self._cx.fileno(),) if self._cx is not None else self.fds()
 
     def _ms(self, mono_ns: int) -> int:
         return (mono_ns + self._off_ns) // 1_000_000
@@ -666,17 +706,21 @@ class EventLedger:
 
     # -------------------------------------------------------------- reading events
 
-    def drain(self) -> list[dict]:
-        """Read every pending event; the records of the processes that have ended."""
+    def drain(self, full: bool = True) -> list[dict]:
+        """Read every pending event; the records of the processes that have ended. ``full`` False: the
+        process events only (what an exec event needs at once); taskstats messages, and so the
+        records of the processes that ended, wait for the next full drain."""
         if self.degraded is not None:
             return self._take_done()
         try:
-            self.tree_events_last_drain = self._drain_connector()
+            self.tree_events_last_drain = self._drain_events()
+            if not full:
+                return self._take_done()
             if self._ts is not None:
                 late = self._drain_taskstats()
                 if late:
                     # Messages of processes whose fork we had not read yet: read it, then take them.
-                    self.tree_events_last_drain += self._drain_connector()
+                    self.tree_events_last_drain += self._drain_events()
                     for tgid, data in late:
                         e = self._procs.get(tgid)
                         if e is not None:
@@ -731,12 +775,7 @@ class EventLedger:
                 if a == b:
                     e = self._procs.get(b)
                     if e is not None:
-                        # A new program: the argv it had from its parent is not its own any more. One
-                        # that has already exited by now keeps its comm (from taskstats) as command.
-                        e.argv = _argv(b)
-                        # With taskstats the name comes from its exit message; else from /proc now.
-                        e.name = (None if self._ts is not None else _comm(b)) or (
-                            os.path.basename(e.argv[0])[:15] if e.argv else e.name)
+                        self._exec(e)
             elif what == EV_EXIT:
                 if a == b:
                     e = self._procs.get(b)
@@ -757,6 +796,75 @@ class EventLedger:
         self.events += n_ev
         self.kept += kept
         return kept
+
+    def _exec(self, e: _Entry) -> None:
+        """A new program: the argv it had from its parent is not its own any more. One that has already
+        exited by now keeps its comm (from taskstats) as command."""
+        argv = e.argv = None if e.exited else _argv(e.pid)
+        # With taskstats the name comes from its exit message; else from /proc now.
+        e.name = (None if self._ts is not None or e.exited else _comm(e.pid)) or (
+            os.path.basename(argv[0])[:15] if argv else e.name)
+
+    def _drain_events(self) -> int:
+        """The process events: the connector socket, then the exec socket (Linux >= 6.6). An exec
+        read there came after its fork on the other socket; one whose fork that read missed (it came
+        meanwhile) is looked up again after a second read of the other socket, and every read of
+        that one is followed by one of the exec socket (an exit read before its exec would hand out
+        the record with the parent's argv)."""
+        kept = self._drain_connector()
+        if self._cx is None:
+            return kept
+        for _ in range(8):
+            k, unknown = self._drain_exec()
+            kept += k
+            if not unknown:
+                break
+            more = self._drain_connector()
+            if not more:
+                break
+            kept += more
+            procs = self._procs
+            for b in unknown:
+                e = procs.get(b)
+                if e is not None:
+                    self.kept += 1
+                    kept += 1
+                    self._exec(e)
+        return kept
+
+    def _drain_exec(self) -> tuple[int, list[int]]:
+        """(events of the tree, pids of the execs not of the tree) read from the exec socket."""
+        buf = self._buf
+        recv_into = self._cx.recv_into
+        unpack = _EV.unpack_from
+        procs = self._procs
+        unknown: list[int] = []
+        n_ev = kept = 0
+        while True:
+            try:
+                n = recv_into(buf)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS:
+                    self.lost += 1
+                    continue
+                raise
+            n_ev += 1
+            if n < 68:
+                continue
+            what, _ts, a, b = unpack(buf, _EV_OFF)
+            if what != EV_EXEC or a != b:
+                continue
+            e = procs.get(b)  # also one that has exited, its record not handed out yet
+            if e is None:
+                unknown.append(b)
+                continue
+            kept += 1
+            self._exec(e)
+        self.events += n_ev
+        self.kept += kept
+        return kept, unknown
 
     def _drain_taskstats(self) -> list[tuple[int, bytes]]:
         ts = self._ts
@@ -895,6 +1003,15 @@ class EventLedger:
         self._close_sockets()
 
     def _close_sockets(self) -> None:
+        if self._cx is not None:
+            try:
+                self._cx.setblocking(True)
+                self._cx.settimeout(0.2)
+                self._cx.send(_cn_op(PROC_CN_MCAST_IGNORE, 0))
+            except OSError:
+                pass
+            self._cx.close()
+            self._cx = None
         if self._cn is not None:
             try:
                 self._cn.setblocking(True)
@@ -968,6 +1085,9 @@ class SampledLedger:
     def fds(self) -> tuple[int, ...]:
         return ()
 
+    def wake_fds(self) -> tuple[int, ...]:
+        return ()
+
     def track_root(self, pid: int, ppid: int, start_mono: float, argv: list[str]) -> None:
         name = os.path.basename(argv[0])[:15] if argv else None
         self._root = pid  # kept to the end: its exit status comes from the runner
@@ -976,7 +1096,7 @@ class SampledLedger:
     def seed(self, root: int) -> None:
         pass
 
-    def drain(self) -> list[dict]:
+    def drain(self, full: bool = True) -> list[dict]:
         out = [e.values("sampled") for e in self._done]
         self._done = []
         return out

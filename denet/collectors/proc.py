@@ -76,7 +76,7 @@ class _Proc:
     """Open files and parse cache of one process."""
 
     __slots__ = ("pid", "stat_fd", "statm_fd", "io_fd", "status_fd", "sched_fd", "child_fds", "tids_for", "start",
-                 "comm", "last_stat", "stat_vals", "last_statm", "statm_vals", "last_io", "io_vals", "last_sched",
+                 "comm", "ppid", "last_stat", "stat_vals", "last_statm", "statm_vals", "last_io", "io_vals", "last_sched",
                  "nreads", "hwm_kb", "reading")
 
     def __init__(self, pid: int, stat_fd: int) -> None:
@@ -92,6 +92,7 @@ class _Proc:
         self.tids_for = 0  # thread count the child_fds were listed for
         self.start = None
         self.comm = ""
+        self.ppid: int | None = None
         self.last_stat = b""
         self.stat_vals = None
         self.last_io = b""
@@ -129,6 +130,8 @@ class ProcCollector:
         self.hidden: set[int] = set()  # pids never listed: denet's own helpers among its children
         self.hwm_every = hwm_every
         self._procs: dict[int, _Proc] = {}
+        # The tree's processes the last read() found ended, not yet reaped: {(pid, start): ppid}.
+        self.zombies: dict[tuple[int, int], int] = {}
         self._self_children_fd = _open(f"/proc/self/task/{os.getpid()}/children") if adopt_orphans else None
         self._net_fd = _open(f"/proc/{root_pid}/net/dev")
         if self._net_fd is None:
@@ -172,6 +175,7 @@ class ProcCollector:
             r = data.rfind(b")")
             f = data[r + 2 :].split()
             if f[0] in (b"Z", b"X"):  # zombie or dead: nothing left to measure
+                self.zombies[(pid, int(f[19]))] = int(f[1])
                 self._drop(pid)
                 return None
             start = int(f[19])
@@ -181,6 +185,7 @@ class ProcCollector:
                 self._drop(pid)
                 return self._read(pid, now_boot, False) if retry else None
             p.comm = data[data.find(b"(") + 1 : r].decode("utf-8", "replace")  # changes at exec
+            p.ppid = int(f[1])  # changes when the process is orphaned
             ut, cut = int(f[11]), int(f[13])
             p.stat_vals = (
                 (ut + int(f[12])) / _CLK,  # utime + stime
@@ -220,7 +225,7 @@ class ProcCollector:
             hwm = self._hwm(p)
         p.nreads += 1
         rd = p.reading = Reading(pid, p.start, p.comm, cpu, ucpu, ccpu, cucpu, rss, vms, rb, wb, rchar, wchar, minflt,
-                                 majflt, threads, core, int(now_boot - p.start / _CLK), hwm)
+                                 majflt, threads, core, int(now_boot - p.start / _CLK), hwm, p.ppid)
         return rd
 
     def _hwm(self, p: _Proc) -> int | None:
@@ -284,6 +289,8 @@ class ProcCollector:
         """Readings of the root (None once it is gone) and of every live descendant."""
         now_boot = time.clock_gettime(_BOOT)
         root_pid = self.root_pid
+        if self.zombies:
+            self.zombies = {}
         root = self._read(root_pid, now_boot)
         if not self.include_children:
             return root, []

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 from .. import readers, schema
 from ..errors import InputError
-from ..summary import EXACT_FIELDS
 
 if TYPE_CHECKING:
     import polars as pl
@@ -134,12 +133,6 @@ def _names(entries: list) -> list[str]:
 
 
 # ------------------------------------------------------------------------------- header facts
-
-
-def exact_and_sampled() -> tuple[list[str], list[str]]:
-    """Names of the summary fields that are exact and of those that are sampled."""
-    names = [f.name for f in schema.fields("summary") if f.name != "exact"]
-    return [n for n in names if n in EXACT_FIELDS], [n for n in names if n not in EXACT_FIELDS]
 
 
 def capabilities(entries: Iterable) -> list[dict]:

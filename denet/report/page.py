@@ -319,6 +319,9 @@ def _flags(wf: Workflow, caps: Caps) -> str:
 # ------------------------------------------------------------------------------- tables
 
 
+_IO_TIP = "exact for denet run (to the byte, from each ended process's final counters); sampled for attach"
+
+
 def _th(label: str, kind: str = "", tip: str = "", txt: bool = False) -> str:
     sup = "<sup>e</sup>" if kind == "e" else "<sup>s</sup>" if kind == "s" else ""
     cls = " class='txt'" if txt else ""
@@ -427,7 +430,7 @@ def _runs_section(wf: Workflow, caps: Caps, color_of: dict, with_series: set[int
     head = [_th("", txt=True), _th(by, txt=True), _th("run", txt=True, tip="file name"),
             _th("status", txt=True), _th("exit", "e"), _th("start", tip="time since the first run started"),
             _th("wall", "e"), _th("CPU", "e"), _th("cores", "e"), _th("peak RSS", "s"), _th("largest process", "e"),
-            _th("disk read", "s"), _th("disk write", "s"), _th("procs", "s"), _th("threads", "s"),
+            _th("disk read", tip=_IO_TIP), _th("disk write", tip=_IO_TIP), _th("procs", "s"), _th("threads", "s"),
             _th("samples")]
     rows = []
     for x in r.iter_rows(named=True):

@@ -18,6 +18,9 @@ FIXTURES = REPO / "tests" / "fixtures"
 SCHEMA = json.loads((REPO / "schemas" / "records.json").read_text())
 
 EXACT = ["exit_code", "wall_time_secs", "cpu_user_secs", "cpu_system_secs", "cpu_time_secs", "peak_process_rss_kb"]
+# `run` with children followed (the default) also has exact I/O totals (what denet read of each process it reaped)
+EXACT_RUN = EXACT + ["total_disk_read_bytes", "total_disk_write_bytes", "total_syscall_read_bytes",
+                     "total_syscall_write_bytes"]
 
 # Burns CPU until the process has used `secs` seconds of CPU time: the work is fixed in CPU time,
 # not in wall time, so a noisy machine stretches the wall time but not the CPU total.

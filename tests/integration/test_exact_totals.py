@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from .helpers import BURN_FN, EXACT, PY, check_run_file, denet, read_records
+from .helpers import BURN_FN, EXACT_RUN, PY, check_run_file, denet, read_records
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +61,7 @@ def under_denet(tmp_path, argv: list[str], records: list | None = None) -> dict:
     if records is not None:
         records.extend(recs)
     summ = check_run_file(recs)
-    assert summ["exact"] == EXACT
+    assert summ["exact"] == EXACT_RUN
     return summ
 
 

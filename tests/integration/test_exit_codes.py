@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from .helpers import EXACT, PY, denet, no_traceback, read_records, summary_of
+from .helpers import EXACT_RUN, PY, denet, no_traceback, read_records, summary_of
 
 pytestmark = pytest.mark.integration
 
@@ -19,7 +19,7 @@ def test_own_exit_code_is_returned_and_recorded(tmp_path, code):
     assert res.returncode == code, res.stderr
     summ = summary_of(read_records(out))
     assert summ["exit_code"] == code
-    assert summ["exact"] == EXACT
+    assert summ["exact"] == EXACT_RUN
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL, signal.SIGSEGV, signal.SIGABRT])

@@ -253,6 +253,50 @@ def _direct(script: str) -> tuple[list[dict], float]:
     return recs, ru.ru_utime + ru.ru_stime
 
 
+@needs_events
+def test_exec_events_come_on_a_socket_of_their_own_where_the_kernel_filters():
+    from denet.collectors.ledger import EventLedger, SampledLedger, _kernel_at_least
+
+    led = EventLedger()
+    try:
+        fds, wake = led.fds(), led.wake_fds()
+        if _kernel_at_least(6, 6):
+            assert len(wake) == 1 and set(wake) < set(fds)
+        else:
+            assert wake == fds
+    finally:
+        led.close()
+    assert led.fds() == () and led.wake_fds() == ()  # closed
+    assert SampledLedger().wake_fds() == ()
+
+
+@needs_events
+def test_a_light_drain_reads_the_events_and_keeps_the_records_for_a_full_one():
+    """``drain(full=False)`` (an exec while a batch is pending) hands out nothing; the next full drain
+    hands out every process, each with its own command (an exec is never lost to the batch)."""
+    from denet.collectors.ledger import EventLedger
+
+    script = "/bin/true; /bin/sleep 0; exit 3"
+    led = EventLedger()
+    try:
+        pid = os.posix_spawn("/bin/sh", ["sh", "-c", script], os.environ)
+        led.track_root(pid, os.getpid(), time.monotonic(), ["sh", "-c", script])
+        _, status = os.waitpid(pid, 0)  # every exit event and taskstats message is queued by now
+        assert os.waitstatus_to_exitcode(status) == 3
+        assert led.drain(full=False) == []
+        assert led.kept >= 7  # the root's exit; fork, exec and exit of the two children
+        recs = led.drain()
+    finally:
+        led.close()
+    by_pid = {r["pid"]: r for r in recs}
+    assert len(recs) == 3 and by_pid[pid]["exit_code"] == 3
+    assert sorted(r["name"] for r in recs) == ["sh", "sleep", "true"]
+    for r in recs:
+        if r["pid"] != pid:
+            assert r["ppid"] == pid and r["exit_code"] == 0
+            assert r["command"] in (["/bin/true"], ["true"], ["/bin/sleep", "0"], ["sleep"])
+
+
 @needs_taskstats
 def test_ledger_cpu_matches_wait4_within_2_percent():
     recs, wait4 = _direct(BIG_PIPELINE)

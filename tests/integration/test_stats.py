@@ -12,6 +12,7 @@ import pytest
 
 from .helpers import (
     EXACT,
+    EXACT_RUN,
     FIXTURES,
     PY,
     check_run_file,
@@ -48,7 +49,7 @@ def test_stats_of_a_finished_run_is_its_summary(tmp_path):
     summ = summary_of(read_records(out))
     got = stats_json(out)
     assert got == {k: v for k, v in summ.items() if k != "kind"}
-    assert got["exact"] == EXACT and got["exit_code"] == 3
+    assert got["exact"] == EXACT_RUN and got["exit_code"] == 3
     text = denet("stats", str(out))
     assert text.returncode == 0
     assert str(out) in text.stdout.decode()

@@ -63,6 +63,7 @@ def test_same_processes_and_values(tree):
         assert abs(f.uptime_secs - r.uptime_secs) <= 1
         assert abs(f.start - r.start) <= 2  # both in clock ticks since boot
         assert f.minflt == r.minflt or abs(f.minflt - r.minflt) < 50
+        assert f.ppid == r.ppid == (os.getpid() if f.pid == tree.pid else tree.pid)
     assert froot.threads == 2
     # the children's memory is what they touched
     big = max(fkids, key=lambda r: r.rss_kb)
@@ -83,6 +84,28 @@ def test_vanished_processes_are_dropped_without_error(tree):
         time.sleep(0.05)
     assert victim not in {r.pid for r in kids}
     assert len(kids) == 3  # the others are still there
+    fast.close()
+
+
+def test_zombies_are_reported_with_their_parent(tree):
+    """Both collectors list the tree's ended, not yet reaped processes in ``zombies``, with their parent."""
+    fast, ref = ProcCollector(tree.pid), PsutilCollector(tree.pid)
+    _, kids = fast.read()
+    ref.read()
+    victim = kids[0]
+    os.kill(victim.pid, 9)  # it stays a zombie: its parent sleeps
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        fast.read()
+        if victim.pid in {k[0] for k in fast.zombies}:
+            break
+        time.sleep(0.05)
+    ref.read()
+    assert fast.zombies == {(victim.pid, victim.start): tree.pid}
+    ((pid, start), ppid), = ref.zombies.items()
+    assert pid == victim.pid and ppid == tree.pid and abs(start - victim.start) <= 2
+    fast.read()  # still a zombie: reported again by the next read
+    assert list(fast.zombies) == [(victim.pid, victim.start)]
     fast.close()
 
 

@@ -122,3 +122,95 @@ def test_a_process_missing_from_one_sample_is_not_counted_twice(monkeypatch):
     s = Sampler(Script(steps), t0_boot_ticks=0)
     recs = [s.sample() for _ in range(4)]
     assert [r.aggregated.disk_read_bytes for r in recs] == [100, 100, 300, 400]
+
+
+def _io(pid, start, cpu, wchar, ppid, minflt=0):
+    r = _r(pid, start, cpu)
+    r.wchar, r.ppid, r.minflt = wchar, ppid, minflt
+    return r
+
+
+class Zombies(Script):
+    """Script with the collector's ``zombies`` of each step: steps are (root, kids, zombies)."""
+
+    zombies: dict = {}
+
+    def read(self):
+        root, kids, self.zombies = self.steps.pop(0)
+        return root, kids
+
+
+def _wchar_run(monkeypatch, steps, **kw):
+    clock = iter([i * 0.5 for i in range(len(steps))])
+    monkeypatch.setattr("denet.sampler.time.monotonic", lambda: next(clock))
+    s = Sampler(Zombies(steps), t0_boot_ticks=0, **kw)
+    return s, [s.sample().aggregated for _ in range(len(steps))]
+
+
+def test_a_child_reaped_by_its_sampled_parent_counts_once(monkeypatch):
+    """The parent's /proc/PID/io absorbs what it reaped: the child's last counters are not kept too."""
+    steps = [
+        (_io(1, 10, 0.0, 0, 99), [_io(2, 20, 0.0, 1000, 1, minflt=50)], {}),
+        (_io(1, 10, 0.1, 0, 99), [], {(2, 20): 1}),  # ended, not reaped yet: still counted
+        (_io(1, 10, 0.2, 1000, 99), [], {}),  # reaped: the parent's counters hold its 1000
+        (_io(1, 10, 0.3, 1500, 99), [], {}),
+    ]
+    _, aggs = _wchar_run(monkeypatch, steps)
+    assert [a.syscall_write_bytes for a in aggs] == [1000, 1000, 1000, 1500]
+    # page faults are not absorbed (the kernel adds them to the parent's cminflt): the child's stay
+    assert [a.page_faults_cached for a in aggs] == [50, 50, 50, 50]
+
+
+def test_a_parent_read_before_it_reaped_holds_the_total(monkeypatch):
+    """The child has gone from the listing but the parent was read just before it reaped it."""
+    steps = [
+        (_io(1, 10, 0.0, 10, 99), [_io(2, 20, 0.0, 1000, 1)], {}),
+        (_io(1, 10, 0.1, 20, 99), [], {}),  # the parent's reading lacks the child's 1000 yet
+        (_io(1, 10, 0.2, 1030, 99), [], {}),
+    ]
+    _, aggs = _wchar_run(monkeypatch, steps)
+    assert [a.syscall_write_bytes for a in aggs] == [1010, 1010, 1030]
+
+
+def test_a_chain_that_ends_together_counts_once(monkeypatch):
+    """1 -> 2 -> 3: 3 ends, 2 reaps it and ends, 1 reaps 2, all between two samples."""
+    steps = [
+        (_io(1, 10, 0.0, 0, 99), [_io(2, 20, 0.0, 100, 1), _io(3, 30, 0.0, 1000, 2)], {}),
+        (_io(1, 10, 0.1, 1100, 99), [], {}),
+        (_io(1, 10, 0.2, 1100, 99), [], {}),
+    ]
+    _, aggs = _wchar_run(monkeypatch, steps)
+    assert [a.syscall_write_bytes for a in aggs] == [1100, 1100, 1100]
+
+
+def test_a_process_reaped_by_denet_keeps_its_counters(monkeypatch):
+    """An orphan (parent 99: denet) and a child whose parent ended first, both reaped by denet."""
+    reaped: list[int] = []
+    steps = [
+        (_io(1, 10, 0.0, 0, 99), [_io(2, 20, 0.0, 100, 1), _io(3, 30, 0.0, 1000, 2), _io(4, 40, 0.0, 7, 99)], {}),
+        # 2 ended first (reaped by 1, its own 100 now in 1's counters); 3 was orphaned, ended and was
+        # reaped by denet in the same interval; 4 (already an orphan) also ended
+        (_io(1, 10, 0.1, 100, 99), [], {}),
+        (_io(1, 10, 0.2, 150, 99), [], {}),
+    ]
+    clock = iter([0.0, 0.5, 1.0])
+    monkeypatch.setattr("denet.sampler.time.monotonic", lambda: next(clock))
+    s = Sampler(Zombies(steps), t0_boot_ticks=0, reaped_pids=reaped)
+    aggs = [s.sample().aggregated]
+    reaped += [3, 4]
+    aggs += [s.sample().aggregated, s.sample().aggregated]
+    assert [a.syscall_write_bytes for a in aggs] == [1107, 1107, 1157]
+
+
+def test_an_absorbed_child_that_ran_before_monitoring_counts_from_its_baseline(monkeypatch):
+    """Attach: the child had written 500 before the first reading; its parent absorbs all 800."""
+    steps = [
+        (_io(1, 10, 0.0, 2000, 99), [_io(2, 20, 0.0, 500, 1)], {}),
+        (_io(1, 10, 0.1, 2000, 99), [_io(2, 20, 0.0, 800, 1)], {}),
+        (_io(1, 10, 0.2, 2800, 99), [], {}),
+    ]
+    clock = iter([0.0, 0.5, 1.0])
+    monkeypatch.setattr("denet.sampler.time.monotonic", lambda: next(clock))
+    s = Sampler(Zombies(steps), t0_boot_ticks=100)  # both started before monitoring
+    aggs = [s.sample().aggregated for _ in range(3)]
+    assert [a.syscall_write_bytes for a in aggs] == [0, 300, 300]
