@@ -56,7 +56,31 @@ class _Handle:
         return f"<fake nvmlDevice {self.index}>"
 
 
+_MATCHED: dict[str, list[tuple[int, bytes]]] = {}  # marker -> [(pid, its start time)] found before
+
+
+def _start_time(pid: int) -> bytes | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+        return stat[stat.rfind(b")") + 2 :].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
 def _matching_pids(marker: str) -> list[int]:
+    """The processes running ``python -c ... MARKER``: found once, then kept while they live, so that
+    every call agrees (a scan made while a matching process is forking can see its child, which has
+    its argv until it execs, and momentarily not the process itself)."""
+    known = _MATCHED.get(marker)
+    if known and all(_start_time(pid) == st for pid, st in known):
+        return [pid for pid, _ in known]
+    pids = _scan(marker)
+    _MATCHED[marker] = [(pid, st) for pid in pids if (st := _start_time(pid)) is not None]
+    return pids
+
+
+def _scan(marker: str) -> list[int]:
     found: dict[int, int] = {}  # pid -> parent pid
     for name in os.listdir("/proc"):
         if not name.isdigit():
