@@ -464,17 +464,20 @@ def parquet_kv(path: str) -> dict[str, str]:
                          f"{_short(exc)}") from None
 
 
+def _json_object(text, where: str) -> dict | None:
+    """The JSON object in ``text`` (None for other JSON values); ``where`` names it in the error."""
+    try:
+        obj = json.loads(text)
+    except (ValueError, RecursionError):
+        raise InputError(f"{where} is not valid JSON") from None
+    return obj if isinstance(obj, dict) else None
+
+
 def _kv_json(path: str, kv: dict, key: str) -> dict | None:
     from .sinks.parquet import KV
 
     raw = kv.get(KV[key])
-    if raw is None:
-        return None
-    try:
-        obj = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise InputError(f"{path}: the Parquet key {KV[key]} is not valid JSON") from None
-    return obj if isinstance(obj, dict) else None
+    return None if raw is None else _json_object(raw, f"{path}: the Parquet key {KV[key]}")
 
 
 def parquet_entry(path: str, kv: dict | None = None) -> RunEntry:
@@ -702,13 +705,7 @@ def dataset_entries(path: str) -> list[RunEntry]:
     out = []
 
     def obj(s):
-        if s is None:
-            return None
-        try:
-            o = json.loads(s)
-        except (ValueError, RecursionError):
-            raise InputError(f"{runs}: a JSON column is not valid JSON") from None
-        return o if isinstance(o, dict) else None
+        return None if s is None else _json_object(s, f"{runs}: a JSON column")
 
     for r in df.iter_rows(named=True):
         meta = obj(r.get("metadata_json"))

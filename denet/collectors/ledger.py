@@ -740,26 +740,35 @@ class EventLedger:
             self._finalize(e)
         self._close_sockets()
 
+    def _events(self, sock):
+        """The connector events waiting on ``sock``: (what, timestamp, pid, tgid) each, the message in
+        ``self._buf`` until the next one is read. Counts them in ``events``, overflows in ``lost``."""
+        buf = self._buf
+        recv_into = sock.recv_into
+        unpack = _EV.unpack_from
+        n_ev = 0
+        try:
+            while True:
+                try:
+                    n = recv_into(buf)
+                except BlockingIOError:
+                    return
+                except OSError as exc:
+                    if exc.errno == errno.ENOBUFS:
+                        self.lost += 1
+                        continue
+                    raise
+                n_ev += 1
+                if n >= 68:
+                    yield unpack(buf, _EV_OFF)
+        finally:
+            self.events += n_ev
+
     def _drain_connector(self) -> int:
         buf = self._buf
-        recv_into = self._cn.recv_into
-        unpack = _EV.unpack_from
         tree = self._tree
-        n_ev = kept = 0
-        while True:
-            try:
-                n = recv_into(buf)
-            except BlockingIOError:
-                break
-            except OSError as exc:
-                if exc.errno == errno.ENOBUFS:
-                    self.lost += 1
-                    continue
-                raise
-            n_ev += 1
-            if n < 68:
-                continue
-            what, ts, a, b = unpack(buf, _EV_OFF)
+        kept = 0
+        for what, ts, a, b in self._events(self._cn):
             if b not in tree:  # another process's event (for a fork: the parent's tgid)
                 continue
             kept += 1
@@ -793,7 +802,6 @@ class EventLedger:
                     e = self._procs.get(b)
                     if e is not None:
                         e.name = bytes(buf[60:76]).split(b"\0", 1)[0].decode("utf-8", "replace")
-        self.events += n_ev
         self.kept += kept
         return kept
 
@@ -834,26 +842,10 @@ class EventLedger:
 
     def _drain_exec(self) -> tuple[int, list[int]]:
         """(events of the tree, pids of the execs not of the tree) read from the exec socket."""
-        buf = self._buf
-        recv_into = self._cx.recv_into
-        unpack = _EV.unpack_from
         procs = self._procs
         unknown: list[int] = []
-        n_ev = kept = 0
-        while True:
-            try:
-                n = recv_into(buf)
-            except BlockingIOError:
-                break
-            except OSError as exc:
-                if exc.errno == errno.ENOBUFS:
-                    self.lost += 1
-                    continue
-                raise
-            n_ev += 1
-            if n < 68:
-                continue
-            what, _ts, a, b = unpack(buf, _EV_OFF)
+        kept = 0
+        for what, _ts, a, b in self._events(self._cx):
             if what != EV_EXEC or a != b:
                 continue
             e = procs.get(b)  # also one that has exited, its record not handed out yet
@@ -862,7 +854,6 @@ class EventLedger:
                 continue
             kept += 1
             self._exec(e)
-        self.events += n_ev
         self.kept += kept
         return kept, unknown
 
