@@ -56,6 +56,17 @@ class _Handle:
         return f"<fake nvmlDevice {self.index}>"
 
 
+def nvml_library_present() -> bool:
+    """True where a real NVML library loads (then the tests of the absent path do not apply)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libnvidia-ml.so.1")
+        return True
+    except OSError:
+        return False
+
+
 _MATCHED: dict[str, list[tuple[int, bytes]]] = {}  # marker -> [(pid, its start time)] found before
 
 

@@ -740,12 +740,11 @@ class EventLedger:
             self._finalize(e)
         self._close_sockets()
 
-    def _events(self, sock):
-        """The connector events waiting on ``sock``: (what, timestamp, pid, tgid) each, the message in
-        ``self._buf`` until the next one is read. Counts them in ``events``, overflows in ``lost``."""
-        buf = self._buf
+    def _messages(self, sock):
+        """The length of each message waiting on ``sock``, the message in ``self._buf`` until the next
+        one is read. Counts them in ``events``, receive-buffer overflows in ``lost``."""
         recv_into = sock.recv_into
-        unpack = _EV.unpack_from
+        buf = self._buf
         n_ev = 0
         try:
             while True:
@@ -759,10 +758,17 @@ class EventLedger:
                         continue
                     raise
                 n_ev += 1
-                if n >= 68:
-                    yield unpack(buf, _EV_OFF)
+                yield n
         finally:
             self.events += n_ev
+
+    def _events(self, sock):
+        """The connector events waiting on ``sock``: (what, timestamp, pid, tgid) each."""
+        buf = self._buf
+        unpack = _EV.unpack_from
+        for n in self._messages(sock):
+            if n >= 68:
+                yield unpack(buf, _EV_OFF)
 
     def _drain_connector(self) -> int:
         buf = self._buf
@@ -860,7 +866,6 @@ class EventLedger:
     def _drain_taskstats(self) -> list[tuple[int, bytes]]:
         ts = self._ts
         buf = self._buf
-        recv_into = ts.sock.recv_into
         procs = self._procs
         tree = self._tree
         threads = self._threads
@@ -870,18 +875,7 @@ class EventLedger:
         need = (tgid_at + 4) if has_tgid else (_MSG_STATS + _TS_MIN_SIZE)
         unpack = _U32.unpack_from
         late: list[tuple[int, bytes]] = []
-        n_ev = 0
-        while True:
-            try:
-                n = recv_into(buf)
-            except BlockingIOError:
-                break
-            except OSError as exc:
-                if exc.errno == errno.ENOBUFS:
-                    self.lost += 1
-                    continue
-                raise
-            n_ev += 1
+        for n in self._messages(ts.sock):
             if n < need:
                 continue
             if has_tgid:
@@ -897,7 +891,6 @@ class EventLedger:
                     late.append((tgid, bytes(buf[:n])))
                 continue
             self._apply_taskstats(e, buf, n)
-        self.events += n_ev
         return late
 
     def _apply_taskstats(self, e: _Entry, buf, n: int) -> None:

@@ -9,7 +9,6 @@ monitored tree.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import subprocess
 import sys
@@ -32,15 +31,7 @@ WORKLOAD = [PY, "-c", "import subprocess, sys, time; "
             "time.sleep(1.2); c.wait(); sys.exit(3)", ROOT_MARK]
 
 
-def _nvml_library_present() -> bool:
-    try:
-        ctypes.CDLL("libnvidia-ml.so.1")
-        return True
-    except OSError:
-        return False
-
-
-no_driver = pytest.mark.skipif(_nvml_library_present(), reason="an NVML library is installed on this machine")
+no_driver = pytest.mark.skipif(fakenvml.nvml_library_present(), reason="an NVML library is installed on this machine")
 
 
 def _keys(obj, found: set) -> set:

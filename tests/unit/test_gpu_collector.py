@@ -8,7 +8,6 @@ processes inside and outside the monitored tree.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import subprocess
@@ -34,15 +33,7 @@ from denet.summary import SummaryAccumulator  # noqa: E402
 GIB = 1 << 30
 
 
-def _nvml_library_present() -> bool:
-    try:
-        ctypes.CDLL("libnvidia-ml.so.1")
-        return True
-    except OSError:
-        return False
-
-
-no_driver = pytest.mark.skipif(_nvml_library_present(), reason="an NVML library is installed on this machine")
+no_driver = pytest.mark.skipif(fakenvml.nvml_library_present(), reason="an NVML library is installed on this machine")
 
 
 # ----------------------------------------------------------------------------- the real absent path
